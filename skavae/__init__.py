@@ -1,0 +1,13 @@
+"""skavae: affinity-VAE as a scikit-learn estimator.
+
+An affinity-VAE is a β-VAE whose latent space is organised by a similarity
+metric between objects (Mirecka et al.), so that the same object in any pose
+lands in one cluster, similar objects land close together, and unseen objects
+can be placed on a pre-trained "latent map".
+"""
+
+__version__ = "0.1.0.dev0"
+
+# AffinityVAE import is added when _estimator.py lands
+
+__all__ = ["__version__"]

@@ -1,0 +1,23 @@
+"""Affinity (similarity) metrics and class-level affinity matrices.
+
+Every metric follows one protocol: ``metric(X, Y=None)`` returns the
+``(n_x, n_y)`` similarity matrix with values in [-1, 1], 1 meaning identical.
+"""
+
+from skavae.affinity._base import (
+    Affinity,
+    check_affinity_matrix,
+    class_affinity_matrix,
+    read_affinity_csv,
+    write_affinity_csv,
+)
+from skavae.affinity._simple import MeanDifference
+
+__all__ = [
+    "Affinity",
+    "MeanDifference",
+    "check_affinity_matrix",
+    "class_affinity_matrix",
+    "read_affinity_csv",
+    "write_affinity_csv",
+]

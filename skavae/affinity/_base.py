@@ -1,0 +1,343 @@
+"""The affinity protocol and the class-level affinity matrix.
+
+An affinity metric is any callable ``metric(X, Y=None) -> (n_x, n_y)`` similarity
+matrix with values in [-1, 1] where 1 means identical, in the manner of the
+kernels in :mod:`sklearn.metrics.pairwise`. :class:`Affinity` is the base class
+of the metrics shipped here; it adds input validation, chunking (so memory stays
+bounded for any number of objects) and scikit-learn's ``get_params``/``set_params``
+so a metric can be cloned and grid-searched as part of an estimator.
+
+The affinity-VAE loss (paper eq. 3) looks the affinity of each pair of a batch up
+in a *class-level* matrix: :func:`class_affinity_matrix` builds it as a
+:class:`pandas.DataFrame` whose index and columns are the class labels, as in the
+paper's CSV files (:func:`write_affinity_csv`, :func:`read_affinity_csv`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+
+__all__ = [
+    "Affinity",
+    "check_affinity_matrix",
+    "class_affinity_matrix",
+    "read_affinity_csv",
+    "write_affinity_csv",
+]
+
+
+def _as_objects(X, name="X"):
+    """Validate a stack of objects: finite, float, at least one object."""
+    if isinstance(X, (list, tuple)):
+        X = np.stack([np.asarray(x) for x in X]) if len(X) else np.empty((0,))
+    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    if X.dtype.kind not in "fiu":
+        raise ValueError(
+            f"{name} must hold real numbers; got an array of dtype {X.dtype}."
+        )
+    if X.ndim < 2:
+        raise ValueError(
+            f"{name} must be a stack of objects of shape (n, ...) with n >= 1; "
+            f"got shape {X.shape}."
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 objects).")
+    if X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    return X
+
+
+class Affinity(BaseEstimator):
+    """Base class of affinity (similarity) metrics.
+
+    Subclasses implement :meth:`_pairwise_block`, which receives two float arrays
+    of objects ``(a, ...)`` and ``(b, ...)`` of the same object shape and returns
+    the ``(a, b)`` similarity block. :meth:`__call__` validates the inputs and
+    assembles the full matrix from blocks of at most ``chunk_size`` rows, so the
+    memory a metric needs is bounded by the chunk size, not by ``n``.
+
+    Parameters
+    ----------
+    chunk_size : int, default=256
+        Number of objects of ``X`` processed per block.
+
+    See Also
+    --------
+    class_affinity_matrix : Class-level matrix built from a metric.
+    """
+
+    #: Spatial ranks (object ndim) a metric accepts; ``None`` means any.
+    _supported_ndims: tuple[int, ...] | None = None
+
+    def __init__(self, chunk_size=256):
+        self.chunk_size = chunk_size
+
+    def __call__(self, X, Y=None):
+        """Similarity matrix between the objects of ``X`` and ``Y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_x, ...)
+            Stack of objects (1D signals, 2D images or 3D volumes).
+        Y : array-like of shape (n_y, ...), default=None
+            Second stack; ``None`` means ``Y = X`` (the result is symmetric).
+
+        Returns
+        -------
+        S : ndarray of shape (n_x, n_y)
+            Similarities in [-1, 1]; 1 means identical.
+        """
+        X = _as_objects(X, "X")
+        Y_is_X = Y is None
+        Y = X if Y_is_X else _as_objects(Y, "Y")
+        if X.shape[1:] != Y.shape[1:]:
+            raise ValueError(
+                f"X and Y must hold objects of the same shape; got {X.shape[1:]} "
+                f"and {Y.shape[1:]}."
+            )
+        if self._supported_ndims is not None and X.ndim - 1 not in self._supported_ndims:
+            raise ValueError(
+                f"{type(self).__name__} works on objects of "
+                f"{' or '.join(f'{d}D' for d in self._supported_ndims)}; got "
+                f"objects of shape {X.shape[1:]} ({X.ndim - 1}D)."
+            )
+        if not isinstance(self.chunk_size, Integral) or self.chunk_size < 1:
+            raise ValueError(
+                f"chunk_size must be a positive integer; got {self.chunk_size!r}."
+            )
+        for name, arr in (("X", X), ("Y", Y)):
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} contains NaN or infinity.")
+        state = self._prepare(X, Y)
+        n_x, n_y = X.shape[0], Y.shape[0]
+        out = np.empty((n_x, n_y), dtype=np.float64)
+        step = int(self.chunk_size)
+        for i in range(0, n_x, step):
+            for j in range(0, n_y, step):
+                if Y_is_X and j + step <= i:
+                    # symmetric: the lower block is the transpose of the upper one
+                    out[i : i + step, j : j + step] = out[j : j + step, i : i + step].T
+                    continue
+                out[i : i + step, j : j + step] = self._pairwise_block(
+                    X[i : i + step], Y[j : j + step], state
+                )
+        np.clip(out, -1.0, 1.0, out=out)
+        if Y_is_X:
+            np.fill_diagonal(out, 1.0)
+        return out
+
+    def _prepare(self, X, Y):
+        """Return data-dependent state shared by all blocks (e.g. a scale)."""
+        return None
+
+    def _pairwise_block(self, A, B, state):  # pragma: no cover - abstract
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _pairwise_block(A, B, state)."
+        )
+
+
+def check_affinity_matrix(matrix, labels=None, *, atol=1e-6):
+    """Validate a class-level affinity matrix and return it as a DataFrame.
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+        Square matrix; index and columns are the same class labels.
+    labels : array-like, default=None
+        Labels that must all be present in the matrix.
+    atol : float, default=1e-6
+        Tolerance of the symmetry check.
+
+    Returns
+    -------
+    matrix : pandas.DataFrame of float64
+        The matrix with its columns in the order of its index.
+
+    Raises
+    ------
+    ValueError
+        If the matrix is not a DataFrame, not square, has index and columns that
+        differ, holds non-finite values or values outside [-1, 1], is not
+        symmetric, or lacks one of ``labels``.
+    """
+    if not isinstance(matrix, pd.DataFrame):
+        raise ValueError(
+            "An affinity matrix must be a pandas DataFrame whose index and "
+            f"columns are the class labels; got {type(matrix).__name__}."
+        )
+    if matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"The affinity matrix is not square: shape {matrix.shape}.")
+    if matrix.shape[0] == 0:
+        raise ValueError("The affinity matrix is empty.")
+    if not matrix.index.is_unique:
+        raise ValueError("The affinity matrix has duplicated labels in its index.")
+    if set(matrix.index) != set(matrix.columns):
+        raise ValueError(
+            "The affinity matrix's index and columns must hold the same labels; "
+            f"got index {list(matrix.index)} and columns {list(matrix.columns)}."
+        )
+    matrix = matrix.loc[:, list(matrix.index)]
+    try:
+        values = matrix.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"The affinity matrix holds non-numeric values: {exc}") from None
+    if not np.isfinite(values).all():
+        raise ValueError("The affinity matrix contains NaN or infinity.")
+    if values.min() < -1 - atol or values.max() > 1 + atol:
+        raise ValueError(
+            "Affinity values must lie in [-1, 1]; the matrix holds values in "
+            f"[{values.min():.4g}, {values.max():.4g}]."
+        )
+    if not np.allclose(values, values.T, atol=atol, rtol=0):
+        i, j = np.unravel_index(np.abs(values - values.T).argmax(), values.shape)
+        raise ValueError(
+            "The affinity matrix is not symmetric: "
+            f"A[{matrix.index[i]!r}, {matrix.index[j]!r}] = {values[i, j]:.4g} but "
+            f"A[{matrix.index[j]!r}, {matrix.index[i]!r}] = {values[j, i]:.4g}."
+        )
+    if labels is not None:
+        missing = [lab for lab in pd.unique(np.asarray(labels)) if lab not in matrix.index]
+        if missing:
+            raise ValueError(
+                f"Labels {missing[:10]} are not in the affinity matrix, whose "
+                f"labels are {list(matrix.index)[:20]}."
+            )
+    return pd.DataFrame(
+        np.clip(values, -1.0, 1.0), index=matrix.index.copy(), columns=matrix.index.copy()
+    )
+
+
+def class_affinity_matrix(
+    X=None, y=None, metric=None, *, n_per_class=16, templates=None, random_state=None
+):
+    """Class-level affinity matrix from a metric.
+
+    Either from one *template* per class (one reference object in a common frame,
+    as in the paper) or, without templates, from the mean affinity between up to
+    ``n_per_class`` sampled members of each pair of classes. The diagonal is set
+    to 1: every member of a class is the same object, whatever its pose.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, ...), default=None
+        Objects; ignored when ``templates`` is given.
+    y : array-like of shape (n_samples,), default=None
+        Class label of each object; ignored when ``templates`` is given.
+    metric : callable
+        ``metric(A, B=None) -> (n_a, n_b)`` similarity in [-1, 1].
+    n_per_class : int, default=16
+        Members sampled per class when no templates are given.
+    templates : dict or pandas.Series, default=None
+        Mapping ``label -> object``.
+    random_state : int, RandomState instance or None, default=None
+        Controls the sampling of members.
+
+    Returns
+    -------
+    matrix : pandas.DataFrame
+        Symmetric, diagonal 1; index and columns are the sorted class labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavae.affinity import MeanDifference, class_affinity_matrix
+    >>> X = np.stack([np.zeros((4, 4)), np.zeros((4, 4)), np.ones((4, 4))])
+    >>> class_affinity_matrix(X, ["a", "a", "b"], MeanDifference(scale=1.0))
+         a    b
+    a  1.0 -1.0
+    b -1.0  1.0
+    """
+    if metric is None or not callable(metric):
+        raise ValueError(f"metric must be a callable similarity; got {metric!r}.")
+    if templates is not None:
+        labels = list(templates.keys())
+        objs = _as_objects([np.asarray(templates[lab]) for lab in labels], "templates")
+        values = np.asarray(metric(objs), dtype=np.float64)
+        values = (values + values.T) / 2
+    else:
+        if X is None or y is None:
+            raise ValueError("class_affinity_matrix needs X and y, or templates.")
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(
+                f"X and y have different lengths: {len(X)} objects, {len(y)} labels."
+            )
+        if not isinstance(n_per_class, Integral) or n_per_class < 1:
+            raise ValueError(f"n_per_class must be a positive integer; got {n_per_class!r}.")
+        rng = check_random_state(random_state)
+        labels = sorted(pd.unique(y).tolist(), key=lambda v: (str(type(v)), v))
+        picks, owner = [], []
+        for k, lab in enumerate(labels):
+            members = np.flatnonzero(y == lab)
+            if len(members) > n_per_class:
+                members = np.sort(rng.choice(members, n_per_class, replace=False))
+            picks.append(members)
+            owner.append(np.full(len(members), k))
+        picks, owner = np.concatenate(picks), np.concatenate(owner)
+        sample = _as_objects(np.asarray(X[picks]) if hasattr(X, "shape") else
+                             [X[i] for i in picks], "X")
+        S = np.asarray(metric(sample), dtype=np.float64)
+        onehot = np.zeros((len(labels), len(picks)))
+        onehot[owner, np.arange(len(picks))] = 1.0
+        onehot /= onehot.sum(axis=1, keepdims=True)
+        values = onehot @ S @ onehot.T
+        values = (values + values.T) / 2
+    np.fill_diagonal(values, 1.0)
+    values = np.clip(values, -1.0, 1.0)
+    return pd.DataFrame(values, index=labels, columns=labels)
+
+
+def write_affinity_csv(matrix, path):
+    """Write a class-level affinity matrix as CSV, atomically.
+
+    The layout is the paper's: a header row of labels, then one row per class
+    starting with its label. The file is written to a temporary file in the same
+    folder and renamed, so an interrupted write never leaves a partial file.
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+        A valid affinity matrix (see :func:`check_affinity_matrix`).
+    path : str or path-like
+        Destination file.
+    """
+    matrix = check_affinity_matrix(matrix)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            matrix.to_csv(fh, float_format="%.6f")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_affinity_csv(path):
+    """Read a class-level affinity matrix written in the paper's CSV layout.
+
+    Labels are read as strings (labels in file names and CSV headers are text).
+
+    Parameters
+    ----------
+    path : str or path-like
+        CSV file with a header row of labels and one labelled row per class.
+
+    Returns
+    -------
+    matrix : pandas.DataFrame
+        The validated matrix.
+    """
+    frame = pd.read_csv(path, index_col=0, dtype={0: str})
+    frame.index = frame.index.astype(str)
+    frame.columns = frame.columns.astype(str)
+    return check_affinity_matrix(frame)
