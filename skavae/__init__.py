@@ -8,6 +8,6 @@ can be placed on a pre-trained "latent map".
 
 __version__ = "0.1.0.dev0"
 
-# AffinityVAE import is added when _estimator.py lands
+from skavae._estimator import AffinityVAE  # noqa: E402
 
-__all__ = ["__version__"]
+__all__ = ["AffinityVAE", "__version__"]

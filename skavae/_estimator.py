@@ -1,0 +1,773 @@
+"""AffinityVAE: the scikit-learn estimator."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skavae._network import AffinityVAENetwork
+from skavae._training import (
+    HISTORY_COLUMNS,
+    AffinityTarget,
+    BatchSource,
+    TrainingDiverged,
+    evaluate_loss,
+    make_batches,
+    resolve_device,
+    standardisation,
+    train,
+)
+from skavae.affinity import check_affinity_matrix, class_affinity_matrix
+
+_FLOAT_DTYPES = [np.float32, np.float64]
+
+
+@contextlib.contextmanager
+def _torch_threads(n_threads):
+    """Limit torch's intra-op threads for the duration of a call."""
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _state_to_cpu(obj):
+    """Recursively move the tensors of a (state) dict to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu")
+    if isinstance(obj, dict):
+        return {k: _state_to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_state_to_cpu(v) for v in obj]
+    return obj
+
+
+class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Affinity-VAE: a β-VAE whose latent space is organised by object similarity.
+
+    The loss (Mirecka et al., eqs. 2-3) is::
+
+        L = MSE(x, x̂) + beta * KL + gamma * mean_{i<j} |A_ij - cos(mu_i, mu_j)|
+
+    where ``A_ij`` is the affinity (similarity in [-1, 1]) of the objects ``i``
+    and ``j`` of a batch. With labels ``y``, ``A`` is a class-level matrix
+    (diagonal 1: an object is identical to itself in any pose), so every pose of
+    an object is pulled into one cluster and similar objects into neighbouring
+    clusters. A *pose* code (``pose_dims``) is fed to the decoder next to ``z`` and
+    learns what the affinity term forbids ``z`` to hold: the orientation.
+
+    ``transform`` returns the latent means, so the estimator sits in a
+    :class:`~sklearn.pipeline.Pipeline` before any classifier (the paper uses
+    k-nearest neighbours on the "latent map").
+
+    Parameters
+    ----------
+    latent_dims : int, default=8
+        Size of the latent code.
+    pose_dims : int, default=1
+        Size of the pose code fed to the decoder; 0 removes the pose head.
+        ``pose_dims=0`` with ``gamma=0`` is a plain β-VAE.
+    beta : float, default=1.0
+        Weight of the KL term (the paper's useful range is 1-5).
+    gamma : float, default=2.0
+        Weight of the affinity term (useful range 2-10). Ignored when
+        ``affinity`` is None.
+    affinity : Affinity, callable, pandas.DataFrame or None, default=None
+        Similarity that organises the latent space.
+
+        - an :class:`~skavae.affinity.Affinity` or any callable
+          ``f(X, Y=None) -> (n_x, n_y)`` with values in [-1, 1]: with ``y``, a
+          class-level matrix is built from it once per fit (see
+          :func:`~skavae.affinity.class_affinity_matrix`); without ``y`` it is
+          evaluated on the objects of every batch (sample-level affinity);
+        - a class × class :class:`pandas.DataFrame` (index = columns = labels,
+          as the paper's CSV files): requires ``y``;
+        - None: no affinity term.
+    filters : tuple of int, default=(8, 16, 32, 64)
+        Channels of the encoder stages (mirrored in the decoder). Each stage
+        halves the spatial size; inputs are padded to a multiple of
+        ``2 ** len(filters)`` internally and outputs cropped back.
+    batch_norm : bool, default=True
+        Batch normalisation after each convolution.
+    max_epochs : int, default=30
+        Epochs per call to ``fit``.
+    batch_size : int, default=64
+        Samples per optimiser step. Batches have nearly equal sizes, at least 2.
+    learning_rate : float, default=1e-3
+        Adam learning rate.
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out to compute ``val_*`` losses each
+        epoch (skipped when it would hold fewer than 2 samples).
+    n_iter_no_change : int or None, default=None
+        Stop when the validation loss (training loss without validation) has not
+        improved by ``tol`` for this many epochs, and restore the best weights.
+        None trains for ``max_epochs``.
+    tol : float, default=1e-4
+        Improvement threshold for early stopping.
+    input_shape : tuple of int or None, default=None
+        Spatial shape ``(H, W)`` or ``(D, H, W)`` of flat ``(n, features)``
+        input. None: 2D input is read as 1D signals, 3D/4D input as images/volumes.
+    standardize : bool, default=True
+        Train on ``(X - mean) / std`` with the mean and standard deviation of all
+        training values, so that ``beta`` and ``gamma`` mean the same whatever the
+        units of the data. Outputs of ``inverse_transform`` are in input units.
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when available, otherwise the CPU.
+    n_threads : int or None, default=None
+        Torch CPU threads during fit/transform (None leaves torch's setting,
+        which inside joblib workers is already limited to avoid
+        oversubscription).
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, the validation split and the
+        reparametrisation noise. Two fits with the same int seed give identical
+        models on the CPU.
+    verbose : int, default=0
+        1 shows a progress bar with the loss terms per epoch.
+    warm_start : bool, default=False
+        Continue training the existing network on the next call to ``fit``.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained network (encoder, heads and decoder).
+    input_shape_ : tuple of int
+        Spatial shape of one object.
+    n_features_in_ : int
+        Number of features (``X.shape[1]``) seen during fit.
+    classes_ : ndarray
+        Class labels seen during fit (only when ``y`` was given).
+    affinity_matrix_ : pandas.DataFrame or None
+        The class-level affinity matrix used in training.
+    history_ : pandas.DataFrame
+        One row per epoch: ``epoch, loss, recon, kl, affinity, val_loss,
+        val_recon, val_kl, val_affinity, seconds``.
+    n_iter_ : int
+        Number of epochs trained (accumulated over warm starts and partial_fit).
+    input_mean_, input_scale_ : float
+        Standardisation applied to the inputs.
+    pose_mean_, pose_std_ : ndarray of shape (pose_dims,)
+        Statistics of the pose code on the training data (last epoch), used as
+        the default pose of ``inverse_transform`` and the pose prior of ``sample``.
+
+    See Also
+    --------
+    skavae.affinity.FSCAffinity : Fourier shell correlation affinity.
+    skavae.affinity.MeanDifference : Real-space affinity.
+
+    Notes
+    -----
+    Loss reductions follow the public reference implementation (MSE averaged
+    over voxels, KL over latent dimensions, affinity over pairs), which is what
+    gives the paper's ranges of ``beta`` and ``gamma`` their meaning.
+
+    References
+    ----------
+    J. Mirecka et al., "Affinity-VAE for disentanglement, clustering and
+    classification of objects in multidimensional image data".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavae import AffinityVAE
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.rand(40, 16, 16).astype(np.float32)
+    >>> y = np.repeat(["a", "b"], 20)
+    >>> model = AffinityVAE(latent_dims=4, max_epochs=2, random_state=0).fit(X, y)
+    >>> model.transform(X).shape
+    (40, 4)
+    >>> model.history_.shape[0]
+    2
+    """
+
+    _parameter_constraints: dict = {
+        "latent_dims": [Interval(Integral, 1, None, closed="left")],
+        "pose_dims": [Interval(Integral, 0, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "gamma": [Interval(Real, 0, None, closed="left")],
+        "affinity": [None, callable, pd.DataFrame],
+        "filters": ["array-like"],
+        "batch_norm": ["boolean"],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "input_shape": [None, "array-like"],
+        "standardize": ["boolean"],
+        "device": [str, torch.device],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        latent_dims=8,
+        pose_dims=1,
+        beta=1.0,
+        gamma=2.0,
+        affinity=None,
+        filters=(8, 16, 32, 64),
+        batch_norm=True,
+        max_epochs=30,
+        batch_size=64,
+        learning_rate=1e-3,
+        validation_fraction=0.1,
+        n_iter_no_change=None,
+        tol=1e-4,
+        input_shape=None,
+        standardize=True,
+        device="auto",
+        n_threads=None,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.latent_dims = latent_dims
+        self.pose_dims = pose_dims
+        self.beta = beta
+        self.gamma = gamma
+        self.affinity = affinity
+        self.filters = filters
+        self.batch_norm = batch_norm
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.input_shape = input_shape
+        self.standardize = standardize
+        self.device = device
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ input
+    def _check_filters(self):
+        filters = tuple(self.filters)
+        if not filters or not all(
+            isinstance(f, Integral) and not isinstance(f, bool) and f > 0
+            for f in filters
+        ):
+            raise ValueError(
+                "filters must be a non-empty sequence of positive integers; "
+                f"got {self.filters!r}."
+            )
+        return filters
+
+    def _spatial_shape(self, X_shape):
+        """Spatial shape of one object of an array of shape ``X_shape``."""
+        if len(X_shape) > 4:
+            raise ValueError(
+                "X must be (n_samples, n_features), (n_samples, H, W) or "
+                f"(n_samples, D, H, W); got an array with {len(X_shape)} dimensions, "
+                f"shape {tuple(X_shape)}."
+            )
+        if self.input_shape is None:
+            return tuple(int(s) for s in X_shape[1:])
+        shape = tuple(self.input_shape)
+        if not 1 <= len(shape) <= 3 or not all(
+            isinstance(s, Integral) and s > 0 for s in shape
+        ):
+            raise ValueError(
+                "input_shape must be a tuple of 1 to 3 positive integers; "
+                f"got {self.input_shape!r}."
+            )
+        if len(X_shape) == 2:
+            if int(np.prod(shape)) != X_shape[1]:
+                raise ValueError(
+                    f"input_shape={shape} holds {int(np.prod(shape))} values but X "
+                    f"has {X_shape[1]} features per sample."
+                )
+            return shape
+        if tuple(X_shape[1:]) != shape:
+            raise ValueError(
+                f"X holds objects of shape {tuple(X_shape[1:])} but "
+                f"input_shape={shape}."
+            )
+        return shape
+
+    def _check_X(self, X, y=None, *, reset):
+        """Validate ``X`` (and ``y``); return them and the spatial shape."""
+        fitted = hasattr(self, "input_shape_")
+        shape = getattr(X, "shape", None)
+        if (
+            not reset
+            and fitted
+            and shape is not None
+            and len(shape) > 2
+            and tuple(shape[1:]) != self.input_shape_
+        ):
+            raise ValueError(
+                f"X holds objects of shape {tuple(shape[1:])}, but this "
+                f"AffinityVAE was fitted on objects of shape {self.input_shape_}."
+            )
+        kwargs = dict(
+            reset=reset,
+            dtype=_FLOAT_DTYPES,
+            allow_nd=True,
+            ensure_min_samples=2 if reset else 1,
+            ensure_all_finite=True,
+        )
+        if y is None:
+            X = validate_data(self, X, **kwargs)
+        else:
+            X, y = validate_data(self, X, y, **kwargs)
+        spatial = self._spatial_shape(X.shape)
+        if not reset and spatial != self.input_shape_:
+            raise ValueError(
+                f"X holds objects of shape {spatial}, but this AffinityVAE was "
+                f"fitted on objects of shape {self.input_shape_}."
+            )
+        return X, y, spatial
+
+    # ---------------------------------------------------------------- fitting
+    def _new_network(self, input_shape, filters, seed):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return AffinityVAENetwork(
+                input_shape,
+                self.latent_dims,
+                self.pose_dims,
+                filters,
+                batch_norm=self.batch_norm,
+            )
+
+    def _affinity_target(self, X, y, source, seed, first):
+        """Set ``affinity_matrix_`` and return the batch affinity target."""
+        if self.affinity is None or self.gamma == 0:
+            if first:
+                self.affinity_matrix_ = None
+            return None
+        if isinstance(self.affinity, pd.DataFrame):
+            if y is None:
+                raise ValueError(
+                    "affinity is a class-level DataFrame, which needs the class "
+                    "labels: call fit(X, y)."
+                )
+            self.affinity_matrix_ = check_affinity_matrix(self.affinity, labels=y)
+        elif y is None:
+            self.affinity_matrix_ = None
+            return AffinityTarget(metric=self.affinity, source=source)
+        elif first or getattr(self, "affinity_matrix_", None) is None:
+            self.affinity_matrix_ = check_affinity_matrix(
+                class_affinity_matrix(X, y, self.affinity, random_state=seed)
+            )
+        else:
+            check_affinity_matrix(self.affinity_matrix_, labels=y)
+        index = pd.Index(self.affinity_matrix_.index)
+        codes = index.get_indexer(pd.Index(np.asarray(y)))
+        matrix = torch.as_tensor(
+            self.affinity_matrix_.to_numpy(copy=True), dtype=torch.float32
+        )
+        return AffinityTarget(codes=codes, class_matrix=matrix)
+
+    def _fit(self, X, y, *, partial):
+        filters = self._check_filters()
+        first = not hasattr(self, "module_") or not (partial or self.warm_start)
+        X, y, spatial = self._check_X(X, y, reset=first)
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+        device = resolve_device(self.device)
+
+        if first:
+            self.input_shape_ = spatial
+            self._flat_input = X.ndim == 2 and self.input_shape is not None
+            if self.standardize:
+                self.input_mean_, self.input_scale_ = standardisation(X)
+            else:
+                self.input_mean_, self.input_scale_ = 0.0, 1.0
+            self.module_ = self._new_network(spatial, filters, seed)
+            self._optimizer_state = None
+            self.history_ = pd.DataFrame(columns=HISTORY_COLUMNS)
+            self.n_iter_ = 0
+            self.pose_mean_ = np.zeros(self.pose_dims)
+            self.pose_std_ = np.ones(self.pose_dims)
+            if hasattr(self, "classes_"):
+                del self.classes_
+        if y is not None:
+            labels = np.unique(y)
+            if partial and hasattr(self, "classes_"):
+                labels = np.union1d(self.classes_, labels)
+            self.classes_ = labels
+
+        module = self.module_.to(device)
+        optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
+        if self._optimizer_state is not None:
+            optimizer.load_state_dict(self._optimizer_state)
+            for group in optimizer.param_groups:
+                group["lr"] = self.learning_rate
+
+        source = BatchSource(X, spatial, self.input_mean_, self.input_scale_)
+        target = self._affinity_target(X, y, source, seed, first)
+
+        gen = torch.Generator().manual_seed(seed)
+        noise = torch.Generator(device=device).manual_seed(seed + 1)
+        n = len(X)
+        order = torch.randperm(n, generator=gen).numpy()
+        n_val = 0 if partial else int(self.validation_fraction * n)
+        if n_val < 2 or n - n_val < 2:
+            n_val = 0
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+
+        diverged = None
+        with _torch_threads(self.n_threads):
+            try:
+                result = train(
+                    module,
+                    optimizer,
+                    source,
+                    train_idx,
+                    val_idx,
+                    beta=self.beta,
+                    gamma=self.gamma,
+                    target=target,
+                    batch_size=self.batch_size,
+                    max_epochs=1 if partial else self.max_epochs,
+                    generator=gen,
+                    noise_generator=noise,
+                    device=device,
+                    n_iter_no_change=None if partial else self.n_iter_no_change,
+                    tol=self.tol,
+                    first_epoch=self.n_iter_ + 1,
+                    verbose=self.verbose,
+                )
+            except TrainingDiverged as exc:
+                diverged, result = exc, None
+        self._optimizer_state = optimizer.state_dict()
+        if result is not None:
+            self._record(result)
+        if diverged is not None:
+            raise diverged
+        return self
+
+    def _record(self, result):
+        rows = pd.DataFrame(result["rows"], columns=HISTORY_COLUMNS)
+        if len(self.history_) == 0:
+            self.history_ = rows.astype(float).astype({"epoch": int})
+        elif len(rows):
+            self.history_ = pd.concat([self.history_, rows], ignore_index=True)
+        self.n_iter_ = len(self.history_)
+        if result["pose_mean"] is not None:
+            self.pose_mean_ = result["pose_mean"]
+            self.pose_std_ = result["pose_std"]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the network on ``X`` (and the class labels ``y``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), (n_samples, H, W) or \
+(n_samples, D, H, W)
+            Objects: 1D signals, 2D images or 3D volumes (or flat rows with
+            ``input_shape``). numpy arrays, memory maps and lists of arrays.
+        y : array-like of shape (n_samples,), default=None
+            Class labels. With an ``affinity``, they select the entries of the
+            class-level affinity matrix; without one they are not used.
+
+        Returns
+        -------
+        self : AffinityVAE
+            The fitted estimator.
+
+        Raises
+        ------
+        FloatingPointError
+            If the loss becomes NaN or infinite; the model keeps the weights of
+            the last good epoch.
+        """
+        return self._fit(X, y, partial=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train one epoch on ``X``, continuing from the current state.
+
+        The first call fixes the input shape, the standardisation and (with an
+        affinity metric and ``y``) the class-level affinity matrix; labels of later
+        calls must be in that matrix (pass a precomputed DataFrame as
+        ``affinity`` when chunks do not all hold every class).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            A chunk of objects.
+        y : array-like of shape (n_samples,), default=None
+            Class labels of the chunk.
+
+        Returns
+        -------
+        self : AffinityVAE
+            The updated estimator.
+        """
+        return self._fit(X, y, partial=True)
+
+    # -------------------------------------------------------------- inference
+    def _device_module(self):
+        check_is_fitted(self, "module_")
+        device = resolve_device(self.device)
+        self.module_.to(device).eval()
+        return self.module_, device
+
+    def _batched(self, X, fn):
+        """Apply ``fn(batch_tensor)`` over ``X`` in batches; concatenate outputs."""
+        module, device = self._device_module()
+        source = BatchSource(X, self.input_shape_, self.input_mean_, self.input_scale_)
+        outputs = []
+        with torch.no_grad(), _torch_threads(self.n_threads):
+            for idx in make_batches(np.arange(len(X)), max(self.batch_size, 256)):
+                outputs.append(fn(module, source.get(np.sort(idx), device)))
+        return [
+            torch.cat([o[k] for o in outputs]).cpu().numpy()
+            for k in range(len(outputs[0]))
+        ]
+
+    def encode(self, X):
+        """Latent means, log-variances and pose codes of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Objects of the fitted shape.
+
+        Returns
+        -------
+        mu : ndarray of shape (n_samples, latent_dims)
+        log_var : ndarray of shape (n_samples, latent_dims)
+        pose : ndarray of shape (n_samples, pose_dims)
+        """
+        X, _, _ = self._check_X(X, reset=False)
+
+        def fn(module, x):
+            mu, log_var, pose = module.encode(x)
+            if pose is None:
+                pose = mu.new_zeros((mu.shape[0], 0))
+            return mu, log_var, pose
+
+        return tuple(a.astype(X.dtype, copy=False) for a in self._batched(X, fn))
+
+    def transform(self, X):
+        """Latent means of ``X`` (deterministic).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Objects of the fitted shape.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, latent_dims)
+            Latent means, in the float dtype of ``X``.
+        """
+        X, _, _ = self._check_X(X, reset=False)
+        (mu,) = self._batched(X, lambda module, x: (module.encode(x)[0],))
+        return mu.astype(X.dtype, copy=False)
+
+    def _output_shape(self, n):
+        if getattr(self, "_flat_input", False):
+            return (n, int(np.prod(self.input_shape_)))
+        return (n, *self.input_shape_)
+
+    def _decode(self, Z, pose, dtype):
+        module, device = self._device_module()
+        out = []
+        with torch.no_grad(), _torch_threads(self.n_threads):
+            for idx in make_batches(np.arange(len(Z)), 256):
+                z = torch.as_tensor(Z[idx], dtype=torch.float32, device=device)
+                p = None
+                if self.pose_dims:
+                    p = torch.as_tensor(pose[idx], dtype=torch.float32, device=device)
+                out.append(module.decode(z, p).cpu())
+        images = torch.cat(out).numpy() * self.input_scale_ + self.input_mean_
+        return images.reshape(self._output_shape(len(Z))).astype(dtype, copy=False)
+
+    def inverse_transform(self, Z, pose=None):
+        """Decode latent codes into objects.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, latent_dims)
+            Latent codes.
+        pose : array-like of shape (n_samples, pose_dims) or (pose_dims,), \
+default=None
+            Pose codes; None uses ``pose_mean_`` for every sample.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, ...)
+            Decoded objects in input units, in the input's layout.
+        """
+        check_is_fitted(self, "module_")
+        Z = np.asarray(Z)
+        if Z.ndim != 2 or Z.shape[1] != self.latent_dims:
+            raise ValueError(
+                f"Z must have shape (n_samples, {self.latent_dims}); got {Z.shape}."
+            )
+        if Z.dtype.kind not in "fiu" or not np.isfinite(Z).all():
+            raise ValueError("Z must hold finite real numbers.")
+        dtype = Z.dtype if Z.dtype.kind == "f" else np.float64
+        pose = self._check_pose(pose, len(Z))
+        return self._decode(Z, pose, dtype)
+
+    def _check_pose(self, pose, n):
+        if self.pose_dims == 0:
+            if pose is not None and np.size(pose):
+                raise ValueError("This model has no pose channel (pose_dims=0).")
+            return None
+        if pose is None:
+            return np.tile(np.asarray(self.pose_mean_, dtype=np.float32), (n, 1))
+        pose = np.asarray(pose, dtype=np.float64)
+        if pose.ndim == 1 and pose.shape[0] == self.pose_dims:
+            pose = np.tile(pose, (n, 1))
+        if pose.shape != (n, self.pose_dims):
+            raise ValueError(
+                f"pose must have shape ({n}, {self.pose_dims}) or "
+                f"({self.pose_dims},); got {pose.shape}."
+            )
+        if not np.isfinite(pose).all():
+            raise ValueError("pose must hold finite numbers.")
+        return pose
+
+    def reconstruct(self, X):
+        """Encode ``X`` (latent means and pose) and decode it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Objects of the fitted shape.
+
+        Returns
+        -------
+        X_hat : ndarray of the shape of ``X``
+            Reconstructions in input units.
+        """
+        mu, _, pose = self.encode(X)
+        return self._decode(mu, pose if self.pose_dims else None, mu.dtype)
+
+    def sample(self, n_samples=1, random_state=None):
+        """Generate objects from the prior ``z ~ N(0, I)``.
+
+        The pose is drawn from a normal with the training statistics of the pose
+        code (``pose_mean_``, ``pose_std_``).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of objects.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draw.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, ...)
+            Generated objects in input units.
+        """
+        check_is_fitted(self, "module_")
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(
+                f"n_samples must be a positive integer; got {n_samples!r}."
+            )
+        rng = check_random_state(random_state)
+        Z = rng.standard_normal((n_samples, self.latent_dims))
+        pose = None
+        if self.pose_dims:
+            pose = self.pose_mean_ + self.pose_std_ * rng.standard_normal(
+                (n_samples, self.pose_dims)
+            )
+        return self._decode(Z, pose, np.float64)
+
+    def score(self, X, y=None):
+        """Negative mean loss on ``X`` (higher is better).
+
+        The loss is computed deterministically (the decoder receives the latent
+        means, batch norm in eval mode). The affinity term is included when the
+        model has an affinity and ``y`` is given (or the affinity is a sample-level
+        metric).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Objects of the fitted shape.
+        y : array-like of shape (n_samples,), default=None
+            Class labels, for the affinity term.
+
+        Returns
+        -------
+        score : float
+            ``-(recon + beta * kl + gamma * affinity)``.
+        """
+        check_is_fitted(self, "module_")
+        X, y, _ = self._check_X(X, y, reset=False)
+        source = BatchSource(X, self.input_shape_, self.input_mean_, self.input_scale_)
+        target = None
+        if self.affinity is not None and self.gamma > 0:
+            if self.affinity_matrix_ is not None and y is not None:
+                check_affinity_matrix(self.affinity_matrix_, labels=y)
+                codes = pd.Index(self.affinity_matrix_.index).get_indexer(
+                    pd.Index(np.asarray(y))
+                )
+                matrix = torch.as_tensor(
+                    self.affinity_matrix_.to_numpy(copy=True), dtype=torch.float32
+                )
+                target = AffinityTarget(codes=codes, class_matrix=matrix)
+            elif self.affinity_matrix_ is None and callable(self.affinity):
+                target = AffinityTarget(metric=self.affinity, source=source)
+        module, device = self._device_module()
+        with _torch_threads(self.n_threads):
+            terms = evaluate_loss(
+                module,
+                source,
+                np.arange(len(X)),
+                self.beta,
+                self.gamma,
+                target,
+                max(self.batch_size, 2),
+                device,
+            )
+        return -float(terms["loss"])
+
+    # ----------------------------------------------------------- sklearn glue
+    @property
+    def _n_features_out(self):
+        return self.latent_dims
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = False
+        return tags
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "module_" in state:
+            module = state["module_"]
+            if any(p.device.type != "cpu" for p in module.parameters()):
+                state["module_"] = copy.deepcopy(module).to("cpu")
+        if state.get("_optimizer_state") is not None:
+            state["_optimizer_state"] = _state_to_cpu(state["_optimizer_state"])
+        return state

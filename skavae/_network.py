@@ -1,0 +1,139 @@
+"""The affinity-VAE network: one conv encoder/decoder for 1D, 2D and 3D inputs.
+
+The architecture follows Figure 1 of the paper: a convolutional encoder, three
+fully connected heads for the latent mean ``mu``, the log-variance ``log_var``
+and the *pose* (a free code of ``pose_dims`` values that the decoder receives
+together with ``z``), and a decoder that mirrors the encoder.
+
+Every encoder stage halves the spatial size (stride-2 convolution), every decoder
+stage doubles it (stride-2 transposed convolution). Inputs of any spatial size
+are zero-padded up to a multiple of ``2 ** len(filters)`` and outputs are cropped
+back, so a 1D signal of length 3 and a 61³ subtomogram both work.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+def padded_shape(input_shape, depth):
+    """Smallest shape >= ``input_shape`` divisible by ``2 ** depth`` per axis."""
+    m = 2**depth
+    return tuple(int(math.ceil(s / m) * m) for s in input_shape)
+
+
+def _stage(conv, norm, c_in, c_out, batch_norm, transpose):
+    layers = [
+        conv(c_in, c_out, 4, stride=2, padding=1, bias=not batch_norm)
+        if transpose
+        else conv(c_in, c_out, 3, stride=2, padding=1, bias=not batch_norm)
+    ]
+    if batch_norm:
+        layers.append(norm(c_out))
+    layers.append(nn.LeakyReLU(0.1))
+    return layers
+
+
+class AffinityVAENetwork(nn.Module):
+    """Encoder, latent/pose heads and decoder of the affinity-VAE.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Spatial shape of one object: ``(L,)``, ``(H, W)`` or ``(D, H, W)``.
+    latent_dims : int
+        Size of the latent code ``z``.
+    pose_dims : int
+        Size of the pose code; 0 removes the pose head.
+    filters : sequence of int
+        Channels of the encoder stages (reversed in the decoder); its length is
+        the depth of the network.
+    batch_norm : bool
+        Whether each stage has batch normalisation.
+    """
+
+    def __init__(self, input_shape, latent_dims, pose_dims, filters, batch_norm=True):
+        super().__init__()
+        ndim = len(input_shape)
+        if ndim not in _CONV:
+            raise ValueError(f"Objects must be 1D, 2D or 3D; got shape {input_shape}.")
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.latent_dims = int(latent_dims)
+        self.pose_dims = int(pose_dims)
+        filters = [int(f) for f in filters]
+        depth = len(filters)
+        self.padded_shape = padded_shape(self.input_shape, depth)
+        self.bottom_shape = tuple(s // 2**depth for s in self.padded_shape)
+        conv, conv_t, norm = _CONV[ndim], _CONV_T[ndim], _BATCH_NORM[ndim]
+
+        enc, c_in = [], 1
+        for c_out in filters:
+            enc += _stage(conv, norm, c_in, c_out, batch_norm, transpose=False)
+            c_in = c_out
+        self.encoder = nn.Sequential(*enc)
+        flat = filters[-1] * math.prod(self.bottom_shape)
+        self.mu = nn.Linear(flat, latent_dims)
+        self.log_var = nn.Linear(flat, latent_dims)
+        self.pose = nn.Linear(flat, pose_dims) if pose_dims > 0 else None
+
+        self.decoder_input = nn.Sequential(
+            nn.Linear(latent_dims + pose_dims, flat), nn.LeakyReLU(0.1)
+        )
+        dec = []
+        rev = filters[::-1]
+        for c_in, c_out in zip(rev[:-1], rev[1:]):
+            dec += _stage(conv_t, norm, c_in, c_out, batch_norm, transpose=True)
+        dec.append(conv_t(rev[-1], 1, 4, stride=2, padding=1))
+        self.decoder = nn.Sequential(*dec)
+        self._bottom_channels = filters[-1]
+
+    def _pad(self, x):
+        pads = []
+        for s, p in zip(reversed(self.input_shape), reversed(self.padded_shape)):
+            pads += [0, p - s]
+        return F.pad(x, pads) if any(pads) else x
+
+    def encode(self, x):
+        """Map ``x`` of shape (B, 1, *input_shape) to ``(mu, log_var, pose)``.
+
+        ``pose`` is ``None`` when the network has no pose head.
+        """
+        h = self.encoder(self._pad(x)).flatten(1)
+        pose = self.pose(h) if self.pose is not None else None
+        return self.mu(h), self.log_var(h), pose
+
+    def decode(self, z, pose=None):
+        """Map latents (B, latent_dims) and pose (B, pose_dims) to (B, 1, *shape)."""
+        if self.pose is not None:
+            if pose is None:
+                pose = z.new_zeros((z.shape[0], self.pose_dims))
+            z = torch.cat([z, pose], dim=1)
+        h = self.decoder_input(z)
+        h = h.view(h.shape[0], self._bottom_channels, *self.bottom_shape)
+        out = self.decoder(h)
+        crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in self.input_shape)
+        return out[crop]
+
+    def forward(self, x, generator=None, sample=True):
+        """Encode, sample ``z`` by the reparametrisation trick, decode.
+
+        Returns ``(reconstruction, mu, log_var, pose)``. With ``sample=False``
+        the decoder receives ``mu`` (deterministic).
+        """
+        mu, log_var, pose = self.encode(x)
+        if sample:
+            eps = torch.randn(
+                mu.shape, generator=generator, device=mu.device, dtype=mu.dtype
+            )
+            z = mu + eps * torch.exp(0.5 * log_var)
+        else:
+            z = mu
+        return self.decode(z, pose), mu, log_var, pose

@@ -1,0 +1,323 @@
+"""The training loop: batching, optimiser steps, validation, history, early stop.
+
+Data is streamed to the network in batches: an in-memory array is viewed as one
+float32 tensor (copied only when it is not float32 already), anything else
+(memory maps, lazily loaded folders) is read batch by batch, so a data set larger
+than memory can be trained on.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from skavae._losses import lookup_affinity, vae_loss
+
+HISTORY_COLUMNS = [
+    "epoch",
+    "loss",
+    "recon",
+    "kl",
+    "affinity",
+    "val_loss",
+    "val_recon",
+    "val_kl",
+    "val_affinity",
+    "seconds",
+]
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; the model keeps its last good weights."""
+
+
+def resolve_device(device):
+    """``"auto"`` → CUDA when available, else CPU; anything else as given."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid torch device: {exc}"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+    return dev
+
+
+class BatchSource:
+    """Serves standardised float32 batches of shape (B, 1, *input_shape).
+
+    Parameters
+    ----------
+    X : ndarray, memmap or indexable array-like of shape (n, ...)
+        The objects; row ``i`` is reshaped to ``input_shape``.
+    input_shape : tuple of int
+        Spatial shape of one object.
+    mean, scale : float
+        Standardisation: the network sees ``(x - mean) / scale``.
+    """
+
+    def __init__(self, X, input_shape, mean, scale):
+        self.X = X
+        self.input_shape = tuple(input_shape)
+        self.mean = float(mean)
+        self.scale = float(scale)
+        self._tensor = None
+        if type(X) is np.ndarray:  # in memory (a np.memmap is streamed instead)
+            self._tensor = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+
+    def __len__(self):
+        return len(self.X)
+
+    def raw(self, idx):
+        """The objects ``idx`` (in that order) as a numpy array, unstandardised."""
+        idx = np.asarray(idx)
+        if self._tensor is not None:
+            return self.X[idx]
+        order = np.argsort(idx)  # memory maps read fastest in file order
+        rows = np.asarray(self.X[idx[order]])
+        return rows[np.argsort(order)]
+
+    def get(self, idx, device):
+        """Standardised batch ``idx`` on ``device``."""
+        if self._tensor is not None:
+            batch = self._tensor[torch.as_tensor(idx)]
+        else:
+            batch = torch.from_numpy(np.asarray(self.raw(idx), dtype=np.float32))
+        batch = batch.reshape(len(idx), 1, *self.input_shape).to(device)
+        return (batch - self.mean) / self.scale
+
+
+def standardisation(X, chunk=512):
+    """Mean and standard deviation of all values of ``X``, streamed in chunks."""
+    total, total_sq, count = 0.0, 0.0, 0
+    for start in range(0, len(X), chunk):
+        block = np.asarray(X[start : start + chunk], dtype=np.float64)
+        total += float(block.sum())
+        total_sq += float(np.square(block).sum())
+        count += block.size
+    mean = total / count
+    var = max(total_sq / count - mean**2, 0.0)
+    std = math.sqrt(var)
+    return mean, (std if std > 1e-12 * max(1.0, abs(mean)) else 1.0)
+
+
+def make_batches(indices, batch_size, generator=None):
+    """Split ``indices`` (shuffled when a generator is given) into batches.
+
+    Batches have nearly equal sizes and at least 2 members (batch norm and the
+    pairwise affinity loss need pairs) whenever ``len(indices) >= 2``.
+    """
+    indices = np.asarray(indices)
+    n = len(indices)
+    if n == 0:
+        return []
+    if generator is not None:
+        indices = indices[torch.randperm(n, generator=generator).numpy()]
+    n_batches = max(1, math.ceil(n / batch_size))
+    if n // n_batches < 2:
+        n_batches = max(1, n // 2)
+    return np.array_split(indices, n_batches)
+
+
+class AffinityTarget:
+    """Builds the (B, B) affinity matrix of a batch.
+
+    Either a class-level lookup (``codes`` per sample into ``class_matrix``) or a
+    sample-level metric evaluated on the batch's raw objects.
+    """
+
+    def __init__(self, codes=None, class_matrix=None, metric=None, source=None):
+        self.codes = None if codes is None else torch.as_tensor(codes, dtype=torch.long)
+        self.class_matrix = class_matrix
+        self.metric = metric
+        self.source = source
+
+    def __call__(self, idx, device):
+        if self.class_matrix is not None:
+            codes = self.codes[torch.as_tensor(idx)].to(device)
+            return lookup_affinity(codes, self.class_matrix.to(device))
+        raw = self.source.raw(idx).reshape(len(idx), *self.source.input_shape)
+        values = np.asarray(self.metric(raw), dtype=np.float32)
+        return torch.from_numpy(values).to(device)
+
+
+def _mean_terms(sums, count):
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def evaluate_loss(module, source, indices, beta, gamma, target, batch_size, device):
+    """Deterministic loss (decoder fed with mu, eval mode) averaged over ``indices``."""
+    module.eval()
+    sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "affinity": 0.0}
+    count = 0
+    with torch.no_grad():
+        for idx in make_batches(indices, batch_size):
+            x = source.get(idx, device)
+            x_hat, mu, log_var, _ = module(x, sample=False)
+            aff = target(idx, device) if target is not None else None
+            total, terms = vae_loss(x, x_hat, mu, log_var, beta, gamma, aff)
+            w = len(idx)
+            sums["loss"] += total.item() * w
+            for k, v in terms.items():
+                sums[k] += v.item() * w
+            count += w
+    return _mean_terms(sums, count)
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def train(
+    module,
+    optimizer,
+    source,
+    train_idx,
+    val_idx,
+    *,
+    beta,
+    gamma,
+    target,
+    batch_size,
+    max_epochs,
+    generator,
+    noise_generator,
+    device,
+    n_iter_no_change=None,
+    tol=1e-4,
+    first_epoch=1,
+    verbose=0,
+):
+    """Run up to ``max_epochs`` epochs; return a dict with the history rows etc.
+
+    Returns
+    -------
+    result : dict
+        ``rows`` (list of history dicts), ``interrupted`` (bool),
+        ``stopped_early`` (bool), ``pose_mean`` / ``pose_std`` (ndarrays or None,
+        from the last epoch).
+
+    Raises
+    ------
+    TrainingDiverged
+        When a batch loss is not finite; the module's weights are restored to
+        those at the end of the last good epoch before raising.
+    """
+    rows = []
+    good_state = _snapshot(module)
+    best_state, best_score, since_best = None, math.inf, 0
+    interrupted = stopped_early = False
+    pose_sum = pose_sq = None
+    epochs = range(first_epoch, first_epoch + max_epochs)
+    bar = tqdm(
+        epochs, desc="AffinityVAE", unit="epoch", disable=verbose < 1, leave=True
+    )
+    try:
+        for epoch in bar:
+            start = time.perf_counter()
+            module.train()
+            sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "affinity": 0.0}
+            count = 0
+            pose_sum = pose_sq = None
+            for idx in make_batches(train_idx, batch_size, generator):
+                x = source.get(idx, device)
+                x_hat, mu, log_var, pose = module(x, generator=noise_generator)
+                aff = target(idx, device) if target is not None else None
+                total, terms = vae_loss(x, x_hat, mu, log_var, beta, gamma, aff)
+                if not torch.isfinite(total):
+                    module.load_state_dict(good_state)
+                    raise TrainingDiverged(
+                        f"Training diverged at epoch {epoch}: the loss became "
+                        f"{float(total)} (recon={float(terms['recon']):.4g}, "
+                        f"kl={float(terms['kl']):.4g}, "
+                        f"affinity={float(terms['affinity']):.4g}). The model keeps "
+                        f"the weights of epoch {epoch - 1}. Lower learning_rate or "
+                        "beta, or check the input scaling."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                w = len(idx)
+                sums["loss"] += total.item() * w
+                for k, v in terms.items():
+                    sums[k] += v.item() * w
+                count += w
+                if pose is not None:
+                    p = pose.detach().double()
+                    ps, pq = p.sum(0), p.pow(2).sum(0)
+                    pose_sum = ps if pose_sum is None else pose_sum + ps
+                    pose_sq = pq if pose_sq is None else pose_sq + pq
+            row = {"epoch": epoch, **_mean_terms(sums, count)}
+            if len(val_idx):
+                val = evaluate_loss(
+                    module, source, val_idx, beta, gamma, target, batch_size, device
+                )
+                row.update({f"val_{k}": v for k, v in val.items()})
+            row["seconds"] = time.perf_counter() - start
+            rows.append(row)
+            good_state = _snapshot(module)
+            if verbose:
+                bar.set_postfix(
+                    {k: f"{row[k]:.4g}" for k in ("loss", "recon", "kl", "affinity")}
+                    | (
+                        {"val_loss": f"{row['val_loss']:.4g}"}
+                        if "val_loss" in row
+                        else {}
+                    )
+                )
+            if n_iter_no_change is not None:
+                score = row.get("val_loss", row["loss"])
+                if score < best_score - tol:
+                    best_score, since_best = score, 0
+                    best_state = good_state
+                else:
+                    since_best += 1
+                    if since_best >= n_iter_no_change:
+                        stopped_early = True
+                        module.load_state_dict(best_state)
+                        if verbose:
+                            bar.write(
+                                f"Early stop at epoch {epoch}: no improvement over "
+                                f"{best_score:.5g} for {n_iter_no_change} epochs."
+                            )
+                        break
+    except KeyboardInterrupt:
+        interrupted = True
+        module.load_state_dict(good_state)
+        warnings.warn(
+            f"Training interrupted after {len(rows)} complete epoch(s); the model "
+            "keeps the weights of the last complete epoch and is usable.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    finally:
+        bar.close()
+        module.eval()
+    pose_mean = pose_std = None
+    if pose_sum is not None and count > 0:
+        pose_mean = (pose_sum / count).cpu().numpy()
+        pose_std = torch.sqrt((pose_sq / count - (pose_sum / count) ** 2).clamp_min(0))
+        pose_std = pose_std.cpu().numpy()
+    return {
+        "rows": rows,
+        "interrupted": interrupted,
+        "stopped_early": stopped_early,
+        "pose_mean": pose_mean,
+        "pose_std": pose_std,
+    }
+
+
+def copy_module_to_cpu(module):
+    """A CPU copy of ``module`` (for pickling a model trained on a GPU)."""
+    return copy.deepcopy(module).to("cpu")
