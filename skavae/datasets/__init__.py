@@ -1,0 +1,22 @@
+"""Synthetic data sets of the affinity-VAE paper and mrc folder I/O.
+
+Generators return ``(X, y)``: ``X`` a float32 array of images or volumes and
+``y`` the string class labels; with ``return_info=True`` they also return a
+:class:`pandas.DataFrame` with one row per sample (rotation angles, translation,
+elongation, ...) and a dict of one unrotated *template* per class, ready for
+:func:`skavae.affinity.class_affinity_matrix`.
+"""
+
+from skavae.datasets._alphanumeric import (
+    ALPHANUMERIC_CHARACTERS,
+    ALPHANUMERIC_SEEN,
+    ALPHANUMERIC_UNSEEN,
+    make_alphanumeric,
+)
+
+__all__ = [
+    "ALPHANUMERIC_CHARACTERS",
+    "ALPHANUMERIC_SEEN",
+    "ALPHANUMERIC_UNSEEN",
+    "make_alphanumeric",
+]
