@@ -11,10 +11,12 @@ from skavae.affinity._base import (
     read_affinity_csv,
     write_affinity_csv,
 )
+from skavae.affinity._fsc import FSCAffinity
 from skavae.affinity._simple import MeanDifference
 
 __all__ = [
     "Affinity",
+    "FSCAffinity",
     "MeanDifference",
     "check_affinity_matrix",
     "class_affinity_matrix",

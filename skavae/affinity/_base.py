@@ -57,11 +57,13 @@ def _as_objects(X, name="X"):
 class Affinity(BaseEstimator):
     """Base class of affinity (similarity) metrics.
 
-    Subclasses implement :meth:`_pairwise_block`, which receives two float arrays
-    of objects ``(a, ...)`` and ``(b, ...)`` of the same object shape and returns
-    the ``(a, b)`` similarity block. :meth:`__call__` validates the inputs and
-    assembles the full matrix from blocks of at most ``chunk_size`` rows, so the
-    memory a metric needs is bounded by the chunk size, not by ``n``.
+    Subclasses implement :meth:`_pairwise_block`, which receives two blocks of
+    at most ``chunk_size`` objects (or of their features) and returns the
+    ``(a, b)`` similarity block. :meth:`__call__` validates the inputs, runs the
+    optional per-object step :meth:`_embed` once per object (e.g. a Fourier
+    transform or a descriptor), and assembles the full matrix block by block,
+    computing only the upper triangle of blocks when ``Y`` is ``None``. Memory is
+    the output plus the per-object features plus one block, whatever ``n``.
 
     Parameters
     ----------
@@ -102,7 +104,10 @@ class Affinity(BaseEstimator):
                 f"X and Y must hold objects of the same shape; got {X.shape[1:]} "
                 f"and {Y.shape[1:]}."
             )
-        if self._supported_ndims is not None and X.ndim - 1 not in self._supported_ndims:
+        if (
+            self._supported_ndims is not None
+            and X.ndim - 1 not in self._supported_ndims
+        ):
             raise ValueError(
                 f"{type(self).__name__} works on objects of "
                 f"{' or '.join(f'{d}D' for d in self._supported_ndims)}; got "
@@ -112,10 +117,9 @@ class Affinity(BaseEstimator):
             raise ValueError(
                 f"chunk_size must be a positive integer; got {self.chunk_size!r}."
             )
-        for name, arr in (("X", X), ("Y", Y)):
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{name} contains NaN or infinity.")
         state = self._prepare(X, Y)
+        FX = self._embed_all(X, "X", state)
+        FY = FX if Y_is_X else self._embed_all(Y, "Y", state)
         n_x, n_y = X.shape[0], Y.shape[0]
         out = np.empty((n_x, n_y), dtype=np.float64)
         step = int(self.chunk_size)
@@ -126,16 +130,46 @@ class Affinity(BaseEstimator):
                     out[i : i + step, j : j + step] = out[j : j + step, i : i + step].T
                     continue
                 out[i : i + step, j : j + step] = self._pairwise_block(
-                    X[i : i + step], Y[j : j + step], state
+                    FX[i : i + step], FY[j : j + step], state
                 )
         np.clip(out, -1.0, 1.0, out=out)
         if Y_is_X:
             np.fill_diagonal(out, 1.0)
         return out
 
+    def _embed_all(self, X, name, state):
+        """Check ``X`` for non-finite values and embed it, ``chunk_size`` at a time.
+
+        Reading block by block keeps memory bounded for memory-mapped inputs.
+        Without an :meth:`_embed` override the objects themselves are returned
+        (not copied).
+        """
+        step = int(self.chunk_size)
+        identity = type(self)._embed is Affinity._embed
+        parts = []
+        for i in range(0, X.shape[0], step):
+            chunk = np.asarray(X[i : i + step])
+            finite = np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1)
+            if not finite.all():
+                bad = i + int(np.argmin(finite))
+                raise ValueError(f"{name} contains NaN or infinity (object {bad}).")
+            if not identity:
+                parts.append(self._embed(chunk, state))
+        return X if identity else np.concatenate(parts, axis=0)
+
     def _prepare(self, X, Y):
         """Return data-dependent state shared by all blocks (e.g. a scale)."""
         return None
+
+    def _embed(self, A, state):
+        """Map a block of objects to per-object features (default: the objects).
+
+        Called once per block of ``chunk_size`` objects of ``X`` and of ``Y``;
+        :meth:`_pairwise_block` then receives blocks of these features. Metrics
+        with an expensive per-object step (a Fourier transform, a descriptor)
+        override it so that the step runs once per object, not once per pair.
+        """
+        return A
 
     def _pairwise_block(self, A, B, state):  # pragma: no cover - abstract
         raise NotImplementedError(
@@ -187,7 +221,9 @@ def check_affinity_matrix(matrix, labels=None, *, atol=1e-6):
     try:
         values = matrix.to_numpy(dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"The affinity matrix holds non-numeric values: {exc}") from None
+        raise ValueError(
+            f"The affinity matrix holds non-numeric values: {exc}"
+        ) from None
     if not np.isfinite(values).all():
         raise ValueError("The affinity matrix contains NaN or infinity.")
     if values.min() < -1 - atol or values.max() > 1 + atol:
@@ -203,14 +239,18 @@ def check_affinity_matrix(matrix, labels=None, *, atol=1e-6):
             f"A[{matrix.index[j]!r}, {matrix.index[i]!r}] = {values[j, i]:.4g}."
         )
     if labels is not None:
-        missing = [lab for lab in pd.unique(np.asarray(labels)) if lab not in matrix.index]
+        missing = [
+            lab for lab in pd.unique(np.asarray(labels)) if lab not in matrix.index
+        ]
         if missing:
             raise ValueError(
                 f"Labels {missing[:10]} are not in the affinity matrix, whose "
                 f"labels are {list(matrix.index)[:20]}."
             )
     return pd.DataFrame(
-        np.clip(values, -1.0, 1.0), index=matrix.index.copy(), columns=matrix.index.copy()
+        np.clip(values, -1.0, 1.0),
+        index=matrix.index.copy(),
+        columns=matrix.index.copy(),
     )
 
 
@@ -270,7 +310,9 @@ def class_affinity_matrix(
                 f"X and y have different lengths: {len(X)} objects, {len(y)} labels."
             )
         if not isinstance(n_per_class, Integral) or n_per_class < 1:
-            raise ValueError(f"n_per_class must be a positive integer; got {n_per_class!r}.")
+            raise ValueError(
+                f"n_per_class must be a positive integer; got {n_per_class!r}."
+            )
         rng = check_random_state(random_state)
         labels = sorted(pd.unique(y).tolist(), key=lambda v: (str(type(v)), v))
         picks, owner = [], []
@@ -281,8 +323,9 @@ def class_affinity_matrix(
             picks.append(members)
             owner.append(np.full(len(members), k))
         picks, owner = np.concatenate(picks), np.concatenate(owner)
-        sample = _as_objects(np.asarray(X[picks]) if hasattr(X, "shape") else
-                             [X[i] for i in picks], "X")
+        sample = _as_objects(
+            np.asarray(X[picks]) if hasattr(X, "shape") else [X[i] for i in picks], "X"
+        )
         S = np.asarray(metric(sample), dtype=np.float64)
         onehot = np.zeros((len(labels), len(picks)))
         onehot[owner, np.arange(len(picks))] = 1.0

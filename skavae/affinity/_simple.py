@@ -56,14 +56,20 @@ class MeanDifference(Affinity):
     def _prepare(self, X, Y):
         if self.scale is not None:
             if not isinstance(self.scale, Real) or not self.scale > 0:
-                raise ValueError(f"scale must be a positive number; got {self.scale!r}.")
+                raise ValueError(
+                    f"scale must be a positive number; got {self.scale!r}."
+                )
             return float(self.scale)
         lo = min(float(X.min()), float(Y.min()))
         hi = max(float(X.max()), float(Y.max()))
         return hi - lo if hi > lo else 1.0
 
     def _pairwise_block(self, A, B, scale):
-        a = torch.from_numpy(np.ascontiguousarray(A, dtype=np.float64)).reshape(len(A), -1)
-        b = torch.from_numpy(np.ascontiguousarray(B, dtype=np.float64)).reshape(len(B), -1)
+        a = torch.from_numpy(np.ascontiguousarray(A, dtype=np.float64)).reshape(
+            len(A), -1
+        )
+        b = torch.from_numpy(np.ascontiguousarray(B, dtype=np.float64)).reshape(
+            len(B), -1
+        )
         d = torch.cdist(a, b, p=1.0) / a.shape[1]
         return (1.0 - 2.0 * d / scale).numpy()
