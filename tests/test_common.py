@@ -1,0 +1,25 @@
+"""scikit-learn's own estimator checks on every estimator of the package."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skavae import AffinityVAE
+
+
+def _expected_failed_checks(estimator):
+    return {}
+
+
+@parametrize_with_checks(
+    [
+        AffinityVAE(
+            latent_dims=2,
+            filters=(4, 8),
+            max_epochs=2,
+            batch_size=16,
+            random_state=0,
+        )
+    ],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
