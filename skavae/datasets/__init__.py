@@ -13,10 +13,20 @@ from skavae.datasets._alphanumeric import (
     ALPHANUMERIC_UNSEEN,
     make_alphanumeric,
 )
+from skavae.datasets._tetraminos import (
+    TETRAMINO_SEEN,
+    TETRAMINO_SHAPES,
+    TETRAMINO_UNSEEN,
+    make_tetraminos,
+)
 
 __all__ = [
     "ALPHANUMERIC_CHARACTERS",
     "ALPHANUMERIC_SEEN",
     "ALPHANUMERIC_UNSEEN",
+    "TETRAMINO_SEEN",
+    "TETRAMINO_SHAPES",
+    "TETRAMINO_UNSEEN",
     "make_alphanumeric",
+    "make_tetraminos",
 ]
