@@ -13,11 +13,13 @@ from skavae.affinity._base import (
 )
 from skavae.affinity._fsc import FSCAffinity
 from skavae.affinity._simple import MeanDifference
+from skavae.affinity._soap import SOAPAffinity
 
 __all__ = [
     "Affinity",
     "FSCAffinity",
     "MeanDifference",
+    "SOAPAffinity",
     "check_affinity_matrix",
     "class_affinity_matrix",
     "read_affinity_csv",

@@ -240,7 +240,9 @@ def check_affinity_matrix(matrix, labels=None, *, atol=1e-6):
         )
     if labels is not None:
         missing = [
-            lab for lab in pd.unique(np.asarray(labels)) if lab not in matrix.index
+            lab
+            for lab in pd.unique(np.asarray(labels)).tolist()
+            if lab not in matrix.index
         ]
         if missing:
             raise ValueError(
