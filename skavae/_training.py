@@ -74,7 +74,12 @@ class BatchSource:
         self.scale = float(scale)
         self._tensor = None
         if type(X) is np.ndarray:  # in memory (a np.memmap is streamed instead)
-            self._tensor = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+            data = np.ascontiguousarray(X, dtype=np.float32)
+            with warnings.catch_warnings():
+                # read-only arrays (e.g. views of read-only memory maps) are only
+                # ever read here
+                warnings.filterwarnings("ignore", message="The given NumPy array")
+                self._tensor = torch.from_numpy(data)
 
     def __len__(self):
         return len(self.X)
@@ -239,9 +244,9 @@ def train(
                     module.load_state_dict(good_state)
                     raise TrainingDiverged(
                         f"Training diverged at epoch {epoch}: the loss became "
-                        f"{float(total)} (recon={float(terms['recon']):.4g}, "
-                        f"kl={float(terms['kl']):.4g}, "
-                        f"affinity={float(terms['affinity']):.4g}). The model keeps "
+                        f"{total.item()} (recon={terms['recon'].item():.4g}, "
+                        f"kl={terms['kl'].item():.4g}, "
+                        f"affinity={terms['affinity'].item():.4g}). The model keeps "
                         f"the weights of epoch {epoch - 1}. Lower learning_rate or "
                         "beta, or check the input scaling."
                     )
