@@ -13,6 +13,7 @@ from skavae.datasets._alphanumeric import (
     ALPHANUMERIC_UNSEEN,
     make_alphanumeric,
 )
+from skavae.datasets._proteins import PROTEIN_IDS, make_proteins
 from skavae.datasets._tetraminos import (
     TETRAMINO_SEEN,
     TETRAMINO_SHAPES,
@@ -24,9 +25,11 @@ __all__ = [
     "ALPHANUMERIC_CHARACTERS",
     "ALPHANUMERIC_SEEN",
     "ALPHANUMERIC_UNSEEN",
+    "PROTEIN_IDS",
     "TETRAMINO_SEEN",
     "TETRAMINO_SHAPES",
     "TETRAMINO_UNSEEN",
     "make_alphanumeric",
+    "make_proteins",
     "make_tetraminos",
 ]
