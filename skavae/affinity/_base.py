@@ -72,7 +72,28 @@ class Affinity(BaseEstimator):
 
     See Also
     --------
+    FSCAffinity, SOAPAffinity, MeanDifference : The metrics shipped.
     class_affinity_matrix : Class-level matrix built from a metric.
+
+    Examples
+    --------
+    A metric whose per-object step is a flattening and normalisation, and whose
+    pairwise step is a matrix product (the normalised cross-correlation):
+
+    >>> import numpy as np
+    >>> from skavae.affinity import Affinity
+    >>> class NCC(Affinity):
+    ...     def _embed(self, A, state):
+    ...         A = A.reshape(len(A), -1)
+    ...         A = A - A.mean(axis=1, keepdims=True)
+    ...         return A / np.linalg.norm(A, axis=1, keepdims=True)
+    ...     def _pairwise_block(self, A, B, state):
+    ...         return A @ B.T
+    >>> X = np.array([[0.0, 1.0, 2.0], [0.0, 2.0, 4.0], [2.0, 1.0, 0.0]])
+    >>> NCC(chunk_size=2)(X)
+    array([[ 1.,  1., -1.],
+           [ 1.,  1., -1.],
+           [-1., -1.,  1.]])
     """
 
     #: Spatial ranks (object ndim) a metric accepts; ``None`` means any.
@@ -95,6 +116,13 @@ class Affinity(BaseEstimator):
         -------
         S : ndarray of shape (n_x, n_y)
             Similarities in [-1, 1]; 1 means identical.
+
+        Raises
+        ------
+        ValueError
+            If an input is empty, not numeric, holds NaN or infinity, has
+            objects of an unsupported rank, or ``X`` and ``Y`` hold objects of
+            different shapes.
         """
         X = _as_objects(X, "X")
         Y_is_X = Y is None
@@ -200,6 +228,24 @@ def check_affinity_matrix(matrix, labels=None, *, atol=1e-6):
         If the matrix is not a DataFrame, not square, has index and columns that
         differ, holds non-finite values or values outside [-1, 1], is not
         symmetric, or lacks one of ``labels``.
+
+    See Also
+    --------
+    class_affinity_matrix : Build such a matrix from a metric.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skavae.affinity import check_affinity_matrix
+    >>> A = pd.DataFrame([[0.5, 1], [1, 0.5]], index=["a", "b"], columns=["b", "a"])
+    >>> check_affinity_matrix(A, labels=["a", "b", "a"])
+         a    b
+    a  1.0  0.5
+    b  0.5  1.0
+    >>> check_affinity_matrix(A, labels=["c"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Labels ['c'] are not in the affinity matrix, whose labels are ...
     """
     if not isinstance(matrix, pd.DataFrame):
         raise ValueError(
@@ -284,7 +330,13 @@ def class_affinity_matrix(
     Returns
     -------
     matrix : pandas.DataFrame
-        Symmetric, diagonal 1; index and columns are the sorted class labels.
+        Symmetric, diagonal 1; index and columns are the class labels, sorted,
+        or in the order of ``templates``.
+
+    See Also
+    --------
+    write_affinity_csv, read_affinity_csv : The paper's CSV form.
+    check_affinity_matrix : Validate a matrix.
 
     Examples
     --------
@@ -352,6 +404,25 @@ def write_affinity_csv(matrix, path):
         A valid affinity matrix (see :func:`check_affinity_matrix`).
     path : str or path-like
         Destination file.
+
+    See Also
+    --------
+    read_affinity_csv : Read it back.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import pandas as pd
+    >>> from skavae.affinity import read_affinity_csv, write_affinity_csv
+    >>> A = pd.DataFrame([[1, -0.25], [-0.25, 1]], index=["a", "2"], columns=["a", "2"])
+    >>> path = os.path.join(tempfile.mkdtemp(), "affinity.csv")
+    >>> write_affinity_csv(A, path)
+    >>> print(open(path).read().strip())
+    ,a,2
+    a,1.000000,-0.250000
+    2,-0.250000,1.000000
+    >>> read_affinity_csv(path).loc["2", "a"]
+    np.float64(-0.25)
     """
     matrix = check_affinity_matrix(matrix)
     path = os.fspath(path)
@@ -381,6 +452,22 @@ def read_affinity_csv(path):
     -------
     matrix : pandas.DataFrame
         The validated matrix.
+
+    See Also
+    --------
+    write_affinity_csv : Write one.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skavae.affinity import read_affinity_csv
+    >>> path = os.path.join(tempfile.mkdtemp(), "affinity.csv")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write(",a,b\\na,1,0.5\\nb,0.5,1\\n")
+    >>> read_affinity_csv(path)
+         a    b
+    a  1.0  0.5
+    b  0.5  1.0
     """
     frame = pd.read_csv(path, index_col=0, dtype={0: str})
     frame.index = frame.index.astype(str)
