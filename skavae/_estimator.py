@@ -61,6 +61,31 @@ def _state_to_cpu(obj):
     return obj
 
 
+def _checked_metric(metric):
+    """Wrap a user metric so that a malformed result is a clear error."""
+
+    def checked(A, B=None):
+        values = np.asarray(metric(A, B) if B is not None else metric(A))
+        shape = (len(A), len(A if B is None else B))
+        name = getattr(metric, "__name__", type(metric).__name__)
+        if values.shape != shape:
+            raise ValueError(
+                f"The affinity metric {name} returned an array of shape "
+                f"{values.shape}; expected {shape}."
+            )
+        if values.dtype.kind not in "fiu" or not np.isfinite(values).all():
+            raise ValueError(f"The affinity metric {name} returned non-finite values.")
+        if values.min() < -1 - 1e-6 or values.max() > 1 + 1e-6:
+            raise ValueError(
+                f"The affinity metric {name} returned values in "
+                f"[{values.min():.4g}, {values.max():.4g}]; similarities must lie "
+                "in [-1, 1]."
+            )
+        return np.clip(values, -1.0, 1.0)
+
+    return checked
+
+
 class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Affinity-VAE: a β-VAE whose latent space is organised by object similarity.
 
@@ -371,10 +396,12 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.affinity_matrix_ = check_affinity_matrix(self.affinity, labels=y)
         elif y is None:
             self.affinity_matrix_ = None
-            return AffinityTarget(metric=self.affinity, source=source)
+            return AffinityTarget(metric=_checked_metric(self.affinity), source=source)
         elif first or getattr(self, "affinity_matrix_", None) is None:
             self.affinity_matrix_ = check_affinity_matrix(
-                class_affinity_matrix(X, y, self.affinity, random_state=seed)
+                class_affinity_matrix(
+                    X, y, _checked_metric(self.affinity), random_state=seed
+                )
             )
         else:
             check_affinity_matrix(self.affinity_matrix_, labels=y)
@@ -560,6 +587,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         log_var : ndarray of shape (n_samples, latent_dims)
         pose : ndarray of shape (n_samples, pose_dims)
         """
+        check_is_fitted(self, "module_")
         X, _, _ = self._check_X(X, reset=False)
 
         def fn(module, x):
@@ -583,6 +611,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Z : ndarray of shape (n_samples, latent_dims)
             Latent means, in the float dtype of ``X``.
         """
+        check_is_fitted(self, "module_")
         X, _, _ = self._check_X(X, reset=False)
         (mu,) = self._batched(X, lambda module, x: (module.encode(x)[0],))
         return mu.astype(X.dtype, copy=False)
@@ -735,7 +764,9 @@ default=None
                 )
                 target = AffinityTarget(codes=codes, class_matrix=matrix)
             elif self.affinity_matrix_ is None and callable(self.affinity):
-                target = AffinityTarget(metric=self.affinity, source=source)
+                target = AffinityTarget(
+                    metric=_checked_metric(self.affinity), source=source
+                )
         module, device = self._device_module()
         with _torch_threads(self.n_threads):
             terms = evaluate_loss(
