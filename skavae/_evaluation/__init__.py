@@ -1,0 +1,1 @@
+"""Implementation of :mod:`skavae.evaluation` (import from there)."""

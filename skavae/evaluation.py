@@ -1,0 +1,49 @@
+"""Latent-map evaluation: classify, compare and measure latent spaces.
+
+The affinity-VAE paper (Mirecka et al., sections 2.3-2.4 and 3) reads a trained
+model as a *latent map*: seen classes are embedded, and new objects - including
+classes never seen in training - are placed on the map and classified. Every
+function accepts either latents (an array of shape (n_samples, n_dims)) or
+objects plus a fitted encoder (``model=``: an :class:`~skavae.AffinityVAE`, or
+any fitted transformer such as a PCA, so that maps can be compared).
+
+Classification
+    :func:`hard_knn_predict` (k=5), :func:`soft_knn_proba` (k=100, class
+    fractions), :class:`ClusterMeanClassifier` (±2σ boxes, "unknown" outside),
+    :func:`latent_map_report` (per-class summary),
+    :func:`seen_unseen_confusion` (seen and unseen rows, predicted columns).
+Geometry
+    :func:`proximity_matrix` (class-centre distances, 0-100),
+    :func:`separation_score` (inter-centre distance over cluster spread).
+Pose
+    :func:`pose_angle_fit` (linear fit of pose against rotation angle).
+"""
+
+from skavae._evaluation._classifiers import (
+    ClusterMeanClassifier,
+    hard_knn_predict,
+    soft_knn_proba,
+)
+from skavae._evaluation._metrics import (
+    pose_angle_fit,
+    proximity_matrix,
+    seen_unseen_confusion,
+    separation_score,
+)
+from skavae._evaluation._report import latent_map_report
+
+__all__ = [
+    "ClusterMeanClassifier",
+    "hard_knn_predict",
+    "latent_map_report",
+    "pose_angle_fit",
+    "proximity_matrix",
+    "seen_unseen_confusion",
+    "separation_score",
+    "soft_knn_proba",
+]
+
+# Run the examples of the re-exported objects with
+# ``pytest --doctest-modules skavae/evaluation.py`` (doctest only collects objects
+# defined in a module, plus those listed in ``__test__``).
+__test__ = {name: globals()[name] for name in __all__}
