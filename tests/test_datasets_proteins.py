@@ -1,0 +1,296 @@
+"""Tests of make_proteins and of the PDB/mmCIF reader behind it."""
+
+import gzip
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from skavae.datasets import PROTEIN_IDS, make_proteins
+from skavae.datasets._pdb import read_atoms, structure_label
+from skavae.datasets._proteins import _DATA_DIR, _simulate
+from skavae.datasets._transforms import rotation_matrices_3d
+
+SMALL = ["2xcj", "2cay", "1ake"]  # radii below 30 angstroms
+TINY = {"size": 20, "voxel_size": 4.0}
+
+
+def _centre_of_mass(vol):
+    grid = np.indices(vol.shape).reshape(3, -1) + 0.5  # voxel centres
+    m = vol.ravel().astype(np.float64)
+    return grid @ m / m.sum()
+
+
+# --------------------------------------------------------------------------
+# make_proteins
+
+
+def test_shipped_structures_are_present():
+    assert len(PROTEIN_IDS) == 12
+    for pdb_id in PROTEIN_IDS:
+        assert (_DATA_DIR / f"{pdb_id}.pdb.gz").is_file()
+
+
+def test_proteins_shapes_dtypes_labels():
+    X, y = make_proteins(n_samples=6, structures=SMALL, random_state=0, **TINY)
+    assert X.shape == (6, 20, 20, 20)
+    assert X.dtype == np.float32
+    assert sorted(y) == sorted(SMALL * 2)
+    assert X.min() >= 0 and X.max() > 0
+
+
+def test_proteins_deterministic():
+    a = make_proteins(n_samples=3, structures=SMALL, random_state=5, **TINY)
+    b = make_proteins(n_samples=3, structures=SMALL, random_state=5, **TINY)
+    c = make_proteins(n_samples=3, structures=SMALL, random_state=6, **TINY)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_protein_maps_are_centred_and_keep_electrons():
+    X, y, info, templates = make_proteins(
+        n_samples=6, structures=SMALL, return_info=True, random_state=0, **TINY
+    )
+    centre = np.full(3, 20 / 2)
+    for vol in [*X, *templates.values()]:
+        np.testing.assert_allclose(_centre_of_mass(vol), centre, atol=1e-3)
+    for vol, label in zip(X, y):
+        _, z = read_atoms(_DATA_DIR / f"{label}.pdb.gz")
+        np.testing.assert_allclose(vol.sum() * 4.0**3, z.sum(), rtol=1e-4)
+
+
+def test_protein_info_and_templates():
+    X, y, info, templates = make_proteins(
+        n_samples=4,
+        structures=SMALL[::2],
+        max_shift=1.0,
+        test_size=0.5,
+        return_info=True,
+        random_state=0,
+        **TINY,
+    )
+    assert info.columns.tolist() == [
+        "label",
+        *(f"angle_{d}" for d in range(3)),
+        *(f"shift_{d}" for d in range(3)),
+        "split",
+    ]
+    angles = info[["angle_0", "angle_1", "angle_2"]].to_numpy()
+    assert ((angles % 10 == 0) & (angles >= 10) & (angles <= 360)).all()
+    assert np.abs(info[["shift_0", "shift_1", "shift_2"]].to_numpy()).max() <= 1.0
+    assert sorted(templates) == sorted(SMALL[::2])
+    # a shift moves the centre of mass by the shift
+    for vol, (_, row) in zip(X, info.iterrows()):
+        shift = row[["shift_0", "shift_1", "shift_2"]].to_numpy(float)
+        np.testing.assert_allclose(_centre_of_mass(vol), 10 + shift, atol=1e-3)
+
+
+def test_proteins_360_degrees_and_no_rotation_equal_templates():
+    for kwargs in ({"angle_step": 360}, {"rotate": False}):
+        X, y, _, templates = make_proteins(
+            n_samples=3,
+            structures=SMALL,
+            return_info=True,
+            random_state=0,
+            **TINY,
+            **kwargs,
+        )
+        for vol, label in zip(X, y):
+            np.testing.assert_array_equal(vol, templates[label])
+
+
+def test_rotation_by_90_degrees_matches_rot90():
+    # with the rotation centre on the grid centre, a right-handed quarter turn
+    # about axis k equals np.rot90 in the plane (k+1, k+2), from the first
+    # axis towards the second
+    coords, z = read_atoms(_DATA_DIR / "2xcj.pdb.gz")
+    coords = coords - (coords * z[:, None]).sum(0) / z.sum()
+    base = _simulate(coords, z, np.eye(3)[None], np.zeros((1, 3)), 20, 4.0, 0.6)[0]
+    for k in range(3):
+        angles = np.zeros((1, 3))
+        angles[0, k] = 90
+        rot = _simulate(
+            coords, z, rotation_matrices_3d(angles), np.zeros((1, 3)), 20, 4.0, 0.6
+        )[0]
+        expected = np.rot90(base, 1, axes=((k + 1) % 3, (k + 2) % 3))
+        np.testing.assert_allclose(rot, expected, atol=1e-5 * base.max())
+
+
+def test_molmap_width_follows_resolution():
+    # the second moment of a one-atom map is sigma^2 per axis on average over
+    # the atom's position within a voxel (trilinear spread is compensated)
+    sigma_factor, resolution, voxel = 0.225, 10.0, 2.0
+    sigma_vox = sigma_factor * resolution / voxel
+    grid = np.indices((24, 24, 24)).reshape(3, -1) + 0.5
+    variances = []
+    for f in np.arange(0.05, 1.0, 0.1):
+        atom = np.full((1, 3), f * voxel)
+        one = _simulate(
+            atom, np.ones(1), np.eye(3)[None], np.zeros((1, 3)), 24, voxel, sigma_vox
+        )[0]
+        m = one.ravel() / one.sum()
+        com = grid @ m
+        variances.append(((grid - com[:, None]) ** 2) @ m)
+    np.testing.assert_allclose(np.mean(variances, axis=0), sigma_vox**2, rtol=0.01)
+
+
+def test_proteins_from_files_folder_and_dict(tmp_path):
+    for pdb_id in ("2xcj", "2cay"):
+        shutil.copy(_DATA_DIR / f"{pdb_id}.pdb.gz", tmp_path / f"{pdb_id}.pdb.gz")
+    (tmp_path / "notes.txt").write_text("not a structure")
+    _, y = make_proteins(n_samples=2, structures=tmp_path, random_state=0, **TINY)
+    assert sorted(y) == ["2cay", "2xcj"]
+    _, y = make_proteins(
+        n_samples=2, structures=[tmp_path / "2xcj.pdb.gz"], random_state=0, **TINY
+    )
+    assert list(y) == ["2xcj", "2xcj"]
+    _, y = make_proteins(
+        n_samples=2,
+        structures={"small": tmp_path / "2xcj.pdb.gz", "other": "2cay"},
+        random_state=0,
+        **TINY,
+    )
+    assert sorted(y) == ["other", "small"]
+
+
+def test_proteins_warns_when_structure_sticks_out():
+    with pytest.warns(UserWarning, match="cropped"):
+        make_proteins(n_samples=1, structures="3pwp", size=16, voxel_size=4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_proteins(n_samples=1, structures="2xcj", size=20, voxel_size=4.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_samples": 0}, "n_samples"),
+        ({"size": 4}, "size"),
+        ({"voxel_size": 0}, "voxel_size"),
+        ({"resolution": -1}, "resolution"),
+        ({"angle_step": 7}, "divide 360"),
+        ({"structures": "9zzz"}, "neither a shipped PDB id"),
+        ({"structures": []}, "empty"),
+        ({"structures": ["2xcj", "2xcj"]}, "share the labels"),
+        ({"structures": 3}, "structures must be"),
+        ({"rotate": 1}, "rotate"),
+    ],
+)
+def test_proteins_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_proteins(**{"n_samples": 2, "structures": "2xcj", **TINY, **kwargs})
+
+
+def test_proteins_empty_folder(tmp_path):
+    with pytest.raises(ValueError, match="holds no .pdb"):
+        make_proteins(n_samples=2, structures=tmp_path, **TINY)
+
+
+# --------------------------------------------------------------------------
+# PDB / mmCIF reader
+
+PDB_TEXT = """\
+HEADER    TEST
+ATOM      1  N   ALA A   1       0.000   0.000   0.000  1.00  0.00           N
+ATOM      2  CA AALA A   1       1.000   0.000   0.000  0.60  0.00           C
+ATOM      3  CA BALA A   1       9.000   9.000   9.000  0.40  0.00           C
+ATOM      4  H   ALA A   1       0.000   1.000   0.000  1.00  0.00           H
+ATOM      5  SG  CYS B   2       0.000   0.000   2.000  1.00  0.00           S
+HETATM    6 FE   HEM B 101       3.000   0.000   0.000  1.00  0.00          FE
+HETATM    7  O   HOH B 201       5.000   5.000   5.000  1.00  0.00           O
+ENDMDL
+ATOM      8  N   ALA A   1      50.000  50.000  50.000  1.00  0.00           N
+"""
+
+CIF_TEXT = """\
+data_TEST
+#
+loop_
+_atom_site.group_PDB
+_atom_site.id
+_atom_site.type_symbol
+_atom_site.label_atom_id
+_atom_site.label_alt_id
+_atom_site.label_comp_id
+_atom_site.Cartn_x
+_atom_site.Cartn_y
+_atom_site.Cartn_z
+_atom_site.pdbx_PDB_model_num
+ATOM   1 N  N     . ALA 0.000 0.000 0.000 1
+ATOM   2 C  CA    A ALA 1.000 0.000 0.000 1
+ATOM   3 C  CA    B ALA 9.000 9.000 9.000 1
+ATOM   4 H  H     . ALA 0.000 1.000 0.000 1
+ATOM   5 S  SG    . CYS 0.000 0.000 2.000 1
+HETATM 6 FE FE    . HEM 3.000 0.000 0.000 1
+HETATM 7 O  O     . HOH 5.000 5.000 5.000 1
+ATOM   8 C  "C5'" . DA  50.000 50.000 50.000 2
+#
+loop_
+_atom_type.symbol
+C
+"""
+
+
+@pytest.mark.parametrize("fmt", ["pdb", "cif", "pdb.gz", "cif.gz"])
+def test_reader_rules(tmp_path, fmt):
+    text = PDB_TEXT if fmt.startswith("pdb") else CIF_TEXT
+    path = tmp_path / f"test.{fmt}"
+    if fmt.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    coords, z = read_atoms(path)
+    # water, hydrogen, the second altloc and the second model are skipped
+    np.testing.assert_array_equal(z, [7, 6, 16, 26])
+    np.testing.assert_array_equal(coords[:, 0], [0, 1, 0, 3])
+    _, z = read_atoms(path, include_hydrogens=True, include_hetatm=False)
+    np.testing.assert_array_equal(z, [7, 6, 1, 16])
+
+
+def test_reader_mmcif_equals_pdb_on_real_entry(tmp_path):
+    coords, z = read_atoms(_DATA_DIR / "2xcj.pdb.gz")
+    symbols = {6: "C", 7: "N", 8: "O", 16: "S"}
+    lines = ["data_2XCJ", "loop_"]
+    lines += [f"_atom_site.{c}" for c in ("group_PDB", "type_symbol", "Cartn_x",
+                                          "Cartn_y", "Cartn_z")]  # fmt: skip
+    lines += [
+        f"ATOM {symbols[int(n)]} {x:.3f} {y:.3f} {w:.3f}"
+        for (x, y, w), n in zip(coords, z)
+    ]
+    path = tmp_path / "2xcj.cif.gz"
+    path.write_bytes(gzip.compress("\n".join(lines).encode()))
+    coords2, z2 = read_atoms(path)
+    np.testing.assert_allclose(coords2, coords)
+    np.testing.assert_array_equal(z2, z)
+
+
+def test_reader_on_shipped_entries():
+    # 1hvr: hydrogens without element columns and a HETATM inhibitor
+    heavy, _ = read_atoms(_DATA_DIR / "1hvr.pdb.gz")
+    with_h, _ = read_atoms(_DATA_DIR / "1hvr.pdb.gz", include_hydrogens=True)
+    no_het, _ = read_atoms(_DATA_DIR / "1hvr.pdb.gz", include_hetatm=False)
+    assert len(with_h) > len(heavy) > len(no_het)
+    # 19hc: haems keep their iron, waters are gone
+    _, z = read_atoms(_DATA_DIR / "19hc.pdb.gz")
+    assert (z == 26).sum() == 18  # nine haems per chain, two chains
+
+
+def test_reader_errors(tmp_path):
+    bad = tmp_path / "bad.pdb"
+    bad.write_text("HEADER nothing here\n")
+    with pytest.raises(ValueError, match="bad.pdb"):
+        read_atoms(bad)
+    with pytest.raises(ValueError, match="does not exist"):
+        read_atoms(tmp_path / "missing.pdb")
+    cif = tmp_path / "bad.cif"
+    cif.write_text("data_X\nloop_\n_other.a\n1\n")
+    with pytest.raises(ValueError, match="no _atom_site loop"):
+        read_atoms(cif)
+
+
+def test_structure_label():
+    assert structure_label("a/b/1ABC.cif.gz") == "1ABC"
+    assert structure_label("x.pdb") == "x"
+    assert structure_label("model.v2.mmcif") == "model.v2"
