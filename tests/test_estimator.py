@@ -339,3 +339,22 @@ def test_n_threads_is_restored():
     before = torch.get_num_threads()
     AffinityVAE(**FAST, n_threads=2).fit(X2D)
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_fitted_on_cuda_loads_on_cpu(monkeypatch):
+    m = AffinityVAE(**FAST, device="auto").fit(X2D)
+    assert next(m.module_.parameters()).device.type == "cuda"
+    blob = pickle.dumps(m)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loaded = pickle.loads(blob)
+    Z = loaded.transform(X2D)
+    assert next(loaded.module_.parameters()).device.type == "cpu"
+    monkeypatch.undo()
+    np.testing.assert_allclose(Z, m.transform(X2D), atol=1e-4)
+
+
+def test_pickled_state_holds_cpu_tensors_only():
+    m = AffinityVAE(**FAST).fit(X2D)
+    state = m.__getstate__()
+    assert all(p.device.type == "cpu" for p in state["module_"].parameters())
