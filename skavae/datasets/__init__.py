@@ -5,6 +5,10 @@ Generators return ``(X, y)``: ``X`` a float32 array of images or volumes and
 :class:`pandas.DataFrame` with one row per sample (rotation angles, translation,
 elongation, ...) and a dict of one unrotated *template* per class, ready for
 :func:`skavae.affinity.class_affinity_matrix`.
+
+:func:`load_mrc_folder` and :func:`save_mrc_folder` read and write folders of
+``.mrc`` files (one object per file, label in the file name), lazily and
+atomically.
 """
 
 from skavae.datasets._alphanumeric import (
@@ -13,6 +17,7 @@ from skavae.datasets._alphanumeric import (
     ALPHANUMERIC_UNSEEN,
     make_alphanumeric,
 )
+from skavae.datasets._mrc import MRCStack, load_mrc_folder, save_mrc_folder
 from skavae.datasets._proteins import PROTEIN_IDS, make_proteins
 from skavae.datasets._tetraminos import (
     TETRAMINO_SEEN,
@@ -25,11 +30,14 @@ __all__ = [
     "ALPHANUMERIC_CHARACTERS",
     "ALPHANUMERIC_SEEN",
     "ALPHANUMERIC_UNSEEN",
+    "MRCStack",
     "PROTEIN_IDS",
     "TETRAMINO_SEEN",
     "TETRAMINO_SHAPES",
     "TETRAMINO_UNSEEN",
     "make_alphanumeric",
     "make_proteins",
+    "load_mrc_folder",
     "make_tetraminos",
+    "save_mrc_folder",
 ]

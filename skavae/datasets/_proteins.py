@@ -274,7 +274,7 @@ def make_proteins(
     >>> from skavae.datasets import make_proteins
     >>> X, y = make_proteins(n_samples=4, structures=["1ake", "4ake"], size=24,
     ...                      voxel_size=4.0, random_state=0)
-    >>> X.shape, X.dtype, sorted(set(y))
+    >>> X.shape, X.dtype, sorted(set(y.tolist()))
     ((4, 24, 24, 24), dtype('float32'), ['1ake', '4ake'])
     >>> X, y, info, templates = make_proteins(
     ...     n_samples=2, structures="2xcj", size=24, voxel_size=4.0,
