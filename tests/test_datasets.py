@@ -280,3 +280,23 @@ def test_tetraminos_shift_moves_centre_of_mass():
 def test_tetraminos_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_tetraminos(**{"n_samples": 2, "size": 16, **kwargs})
+
+
+@pytest.mark.slow
+def test_generators_at_default_sizes():
+    X, y = make_alphanumeric(n_samples=2000, characters="all", random_state=0)
+    assert X.shape == (2000, 64, 64) and len(set(y)) == 12
+    X, y, info, templates = make_tetraminos(
+        n_samples=200,
+        shapes="all",
+        max_shift=2.0,
+        elongation=0.2,
+        return_info=True,
+        random_state=0,
+    )
+    assert X.shape == (200, 32, 32, 32)
+    # nothing is cropped at the defaults: volume = cubes x elongation
+    n_cubes = np.array([len(TETRAMINO_SHAPES[lab]) for lab in y])
+    np.testing.assert_allclose(
+        X.sum(axis=(1, 2, 3)), n_cubes * 5**3 * info["elongation"], rtol=0.05
+    )

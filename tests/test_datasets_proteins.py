@@ -253,8 +253,8 @@ def test_reader_mmcif_equals_pdb_on_real_entry(tmp_path):
     coords, z = read_atoms(_DATA_DIR / "2xcj.pdb.gz")
     symbols = {6: "C", 7: "N", 8: "O", 16: "S"}
     lines = ["data_2XCJ", "loop_"]
-    lines += [f"_atom_site.{c}" for c in ("group_PDB", "type_symbol", "Cartn_x",
-                                          "Cartn_y", "Cartn_z")]  # fmt: skip
+    fields = ("group_PDB", "type_symbol", "Cartn_x", "Cartn_y", "Cartn_z")
+    lines += [f"_atom_site.{c}" for c in fields]
     lines += [
         f"ATOM {symbols[int(n)]} {x:.3f} {y:.3f} {w:.3f}"
         for (x, y, w), n in zip(coords, z)
@@ -294,3 +294,16 @@ def test_structure_label():
     assert structure_label("a/b/1ABC.cif.gz") == "1ABC"
     assert structure_label("x.pdb") == "x"
     assert structure_label("model.v2.mmcif") == "model.v2"
+
+
+@pytest.mark.slow
+def test_all_shipped_proteins_at_default_size():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every structure fits the default box
+        X, y, info, templates = make_proteins(
+            n_samples=24, return_info=True, random_state=0
+        )
+    assert X.shape == (24, 64, 64, 64)
+    assert sorted(templates) == sorted(PROTEIN_IDS)
+    for vol in [*X, *templates.values()]:
+        np.testing.assert_allclose(_centre_of_mass(vol), 32.0, atol=1e-2)
