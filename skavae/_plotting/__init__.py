@@ -1,0 +1,1 @@
+"""Implementation of :mod:`skavae.plotting` (import from there)."""
