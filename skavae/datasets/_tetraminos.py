@@ -157,8 +157,8 @@ def _rasterise(name, cube_size, size, rotations, shifts, elongations):
         b0 = centroid + 1.0 + np.einsum("bij,bj->bi", A, corner - origin)
         A32 = A.astype(np.float32)
         b32 = b0.astype(np.float32)
+        # cells beyond the padded grid clip onto its empty border: no bounds test
         idx = None
-        inside = None
         for d in range(3):
             coord = (
                 A32[:, d, 0, None, None, None] * g[None, :, None, None]
@@ -168,12 +168,10 @@ def _rasterise(name, cube_size, size, rotations, shifts, elongations):
                     + b32[:, d, None, None, None]
                 )
             )
-            k = np.floor(coord, out=coord).astype(np.int32)
-            ok = (k >= 0) & (k < shape_pad[d])
-            inside = ok if inside is None else inside & ok
-            np.clip(k, 0, shape_pad[d] - 1, out=k)
+            np.clip(coord, 0, shape_pad[d] - 1, out=coord)
+            k = coord.astype(np.int32)  # truncation = floor on clipped values
             idx = k if idx is None else idx * shape_pad[d] + k
-        hit = occ_flat[idx] & inside
+        hit = occ_flat[idx]
         b = hit.shape[0]
         vol = hit.reshape(b, width, s, width, s, width, s).sum(
             axis=(2, 4, 6), dtype=np.int32
