@@ -190,6 +190,15 @@ def read_atoms(path, *, include_hydrogens=False, include_hetatm=True):
     ------
     ValueError
         If the file cannot be parsed or holds no atoms; the message names it.
+
+    Examples
+    --------
+    >>> from skavae.datasets._proteins import _DATA_DIR
+    >>> coords, z = read_atoms(_DATA_DIR / "1hvr.pdb.gz")
+    >>> coords.shape, sorted(set(z.astype(int).tolist()))
+    ((1560, 3), [6, 7, 8, 16])
+    >>> len(read_atoms(_DATA_DIR / "1hvr.pdb.gz", include_hydrogens=True)[0])
+    1890
     """
     path = os.fspath(path)
     if not os.path.isfile(path):

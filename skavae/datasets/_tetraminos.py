@@ -125,7 +125,8 @@ def _rasterise(name, cube_size, size, rotations, shifts, elongations):
     # only the sub-box that can hold the shape is sampled: a cube of width
     # ``width`` around the pivot (the whole grid if that is not smaller)
     cubes = np.argwhere(occ) - 1.0
-    corners = cubes[:, None, :] + np.array(np.meshgrid(*[[0, 1]] * 3)).reshape(3, -1).T
+    unit = np.array(np.meshgrid(*[[0, 1]] * 3)).reshape(3, -1).T
+    corners = cubes[:, None, :] + unit
     stretch = np.array([elongations.max(), 1.0, 1.0])
     radius = np.linalg.norm((corners.reshape(-1, 3) - centroid) * c * stretch, axis=1)
     radius = radius.max()
@@ -140,15 +141,8 @@ def _rasterise(name, cube_size, size, rotations, shifts, elongations):
     for start in range(0, n, step):
         sl = slice(start, start + step)
         # A maps (g - pivot - t) to the shape frame, in cube units (+1 padding)
-        R = rotations[sl]
-        inv_e = 1.0 / elongations[sl]
-        A = (
-            np.swapaxes(R, 1, 2)
-            * np.stack([inv_e, np.ones_like(inv_e), np.ones_like(inv_e)], axis=1)[
-                :, :, None
-            ]
-        )
-        A = A / c
+        A = np.swapaxes(rotations[sl], 1, 2) / c  # R^T, in cube units
+        A[:, 0, :] /= elongations[sl, None]  # undo the stretch of axis 0
         origin = pivot + shifts[sl]  # (b, 3)
         if width == size:
             corner = np.zeros_like(origin)
