@@ -41,6 +41,9 @@ __all__ = ["FSCAffinity"]
 #: treated as empty (its correlation is 0 instead of a ratio of round-off).
 _EMPTY_SHELL_RTOL = 1e-20
 
+#: Voxels Fourier-transformed at a time inside a block.
+_FFT_BATCH_VOXELS = 2**19
+
 
 class FSCAffinity(Affinity):
     """Shell-weighted mean Fourier shell/ring correlation between objects.
@@ -275,6 +278,18 @@ class FSCAffinity(Affinity):
 
     # --------------------------------------------------------------- features
     def _embed(self, A, state):
+        n_coef = len(state["keep"])
+        out = np.empty((len(A), 2 * n_coef))
+        # Transform a few objects at a time: the transient spectra stay a few MB
+        # (reused by the allocator instead of freshly mapped for every block).
+        step = max(1, _FFT_BATCH_VOXELS // state["n_voxels"])
+        for s in range(0, len(A), step):
+            G = self._shell_normalised_spectra(A[s : s + step], state)
+            out[s : s + step, :n_coef] = G.real
+            out[s : s + step, n_coef:] = G.imag
+        return out
+
+    def _shell_normalised_spectra(self, A, state):
         A = np.asarray(A, dtype=np.float64)
         axes = tuple(range(1, A.ndim))
         F = scipy.fft.rfftn(A, axes=axes).reshape(len(A), -1)[:, state["keep"]]
@@ -283,15 +298,13 @@ class FSCAffinity(Affinity):
         power = state["herm"] * (F.real**2 + F.imag**2)
         shell_power = np.add.reduceat(power, state["starts"], axis=1)
         # Parseval: the full spectrum's power is N * sum(x^2).
-        total = state["n_voxels"] * np.einsum(
-            "ij,ij->i", A.reshape(len(A), -1), A.reshape(len(A), -1)
-        )
+        flat = A.reshape(len(A), -1)
+        total = state["n_voxels"] * np.einsum("ij,ij->i", flat, flat)
         empty = shell_power <= _EMPTY_SHELL_RTOL * total[:, None]
         inv_norm = np.where(
             empty, 0.0, 1.0 / np.sqrt(np.where(empty, 1.0, shell_power))
         )
-        G = F * (inv_norm[:, state["inverse"]] * state["coef_scale"])
-        return np.concatenate([G.real, G.imag], axis=1)
+        return F * (inv_norm[:, state["inverse"]] * state["coef_scale"])
 
     @staticmethod
     def _centring_phase(A, state):
