@@ -546,3 +546,12 @@ def test_check_affinity_matrix_errors():
         check_affinity_matrix(good.set_axis(["a", "z"], axis=1))
     with pytest.raises(ValueError, match="empty"):
         check_affinity_matrix(pd.DataFrame())
+
+
+def test_fsc_default_cut_keeps_one_shell_for_tiny_objects():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5, 3))  # e.g. a flat table of 3 features
+    S = FSCAffinity()(X)
+    np.testing.assert_allclose(S, FSCAffinity(max_shell=1)(X))
+    with pytest.raises(ValueError, match="leaves no shell"):
+        FSCAffinity()(rng.normal(size=(5, 1)))

@@ -79,7 +79,8 @@ class FSCAffinity(Affinity):
     resolution : float, default=None
         Highest resolution included, in the units of ``voxel_size`` (e.g. Å):
         shells whose frequency exceeds ``voxel_size / resolution`` cycles per
-        voxel are left out. ``None`` means ``4 * voxel_size`` (half Nyquist).
+        voxel are left out. ``None`` means ``4 * voxel_size`` (half Nyquist),
+        but at least shell 1 for objects smaller than 8 voxels.
         Must be at least ``2 * voxel_size`` (Nyquist). Exclusive with
         ``max_shell``.
     voxel_size : float, default=1.0
@@ -232,12 +233,14 @@ class FSCAffinity(Affinity):
                 )
             f_max = float(self.voxel_size) / float(resolution)
             max_shell = min(int(np.floor(f_max * n_ref / width + 1e-9)), nyquist_shell)
+            if self.resolution is None:  # tiny objects: keep at least shell 1
+                max_shell = max(max_shell, min(1, nyquist_shell))
         if max_shell < 1:
             raise ValueError(
                 f"The resolution cut leaves no shell between DC and the cut for "
-                f"objects of shape {shape}: lower resolution / raise max_shell "
-                f"(shell 1 is {n_ref * self.voxel_size / width:.4g} in units of "
-                "voxel_size)."
+                f"objects of shape {shape}: shell 1 is at a resolution of "
+                f"{n_ref * self.voxel_size / width:.4g} (units of voxel_size); give "
+                "a resolution value at least that small, or a max_shell."
             )
 
         # Frequencies (cycles per voxel) of the rfftn half spectrum.
