@@ -80,7 +80,7 @@ class FSCAffinity(Affinity):
         Highest resolution included, in the units of ``voxel_size`` (e.g. Å):
         shells whose frequency exceeds ``voxel_size / resolution`` cycles per
         voxel are left out. ``None`` means ``4 * voxel_size`` (half Nyquist),
-        but at least shell 1 for objects smaller than 8 voxels.
+        but at least shell 1 for objects under 4 voxels across.
         Must be at least ``2 * voxel_size`` (Nyquist). Exclusive with
         ``max_shell``.
     voxel_size : float, default=1.0
