@@ -9,6 +9,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import torch
+from scipy.sparse import issparse
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -17,7 +18,12 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from skavae._network import AffinityVAENetwork
 from skavae._training import (
@@ -34,6 +40,26 @@ from skavae._training import (
 from skavae.affinity import check_affinity_matrix, class_affinity_matrix
 
 _FLOAT_DTYPES = [np.float32, np.float64]
+
+
+def _output_dtype(X):
+    """Latents come back in the input's float dtype (float32 for integers)."""
+    return np.float64 if np.dtype(X.dtype) == np.float64 else np.float32
+
+
+def _is_lazy_array(X):
+    """True for out-of-core array-likes (MRCStack, h5py, zarr, dask arrays).
+
+    They expose ``shape``, ``dtype`` and ``__getitem__`` and are read batch by
+    batch instead of being converted to one in-memory array.
+    """
+    return (
+        not isinstance(X, (np.ndarray, list, tuple))
+        and not torch.is_tensor(X)
+        and not issparse(X)
+        and not hasattr(X, "iloc")
+        and all(hasattr(X, a) for a in ("shape", "dtype", "__getitem__", "__len__"))
+    )
 
 
 @contextlib.contextmanager
@@ -350,17 +376,20 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 f"X holds objects of shape {tuple(shape[1:])}, but this "
                 f"AffinityVAE was fitted on objects of shape {self.input_shape_}."
             )
-        kwargs = dict(
-            reset=reset,
-            dtype=_FLOAT_DTYPES,
-            allow_nd=True,
-            ensure_min_samples=2 if reset else 1,
-            ensure_all_finite=True,
-        )
-        if y is None:
-            X = validate_data(self, X, **kwargs)
+        if _is_lazy_array(X):
+            X, y = self._check_lazy(X, y, reset=reset)
         else:
-            X, y = validate_data(self, X, y, **kwargs)
+            kwargs = dict(
+                reset=reset,
+                dtype=_FLOAT_DTYPES,
+                allow_nd=True,
+                ensure_min_samples=2 if reset else 1,
+                ensure_all_finite=True,
+            )
+            if y is None:
+                X = validate_data(self, X, **kwargs)
+            else:
+                X, y = validate_data(self, X, y, **kwargs)
         spatial = self._spatial_shape(X.shape)
         if not reset and spatial != self.input_shape_:
             raise ValueError(
@@ -368,6 +397,30 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 f"fitted on objects of shape {self.input_shape_}."
             )
         return X, y, spatial
+
+    def _check_lazy(self, X, y, *, reset):
+        """Validate an out-of-core array-like without reading it whole.
+
+        Values are checked for NaN/inf as batches are read.
+        """
+        shape = tuple(X.shape)
+        if np.dtype(X.dtype).kind not in "fiu":
+            raise ValueError(f"X must hold real numbers; got dtype {X.dtype}.")
+        if len(shape) < 2:
+            raise ValueError(
+                f"Expected an array of objects with ndim >= 2; got shape {shape}."
+            )
+        minimum = 2 if reset else 1
+        if shape[0] < minimum:
+            raise ValueError(
+                f"Found array with {shape[0]} sample(s) (shape={shape}) while a "
+                f"minimum of {minimum} is required."
+            )
+        validate_data(self, X, skip_check_array=True, reset=reset)
+        if y is not None:
+            y = column_or_1d(y, warn=True)
+            check_consistent_length(X, y)
+        return X, y
 
     # ---------------------------------------------------------------- fitting
     def _new_network(self, input_shape, filters, seed):
@@ -423,7 +476,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
         if first:
             self.input_shape_ = spatial
-            self._flat_input = X.ndim == 2 and self.input_shape is not None
+            self._flat_input = len(X.shape) == 2 and self.input_shape is not None
             if self.standardize:
                 self.input_mean_, self.input_scale_ = standardisation(X)
             else:
@@ -596,7 +649,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 pose = mu.new_zeros((mu.shape[0], 0))
             return mu, log_var, pose
 
-        return tuple(a.astype(X.dtype, copy=False) for a in self._batched(X, fn))
+        dtype = _output_dtype(X)
+        return tuple(a.astype(dtype, copy=False) for a in self._batched(X, fn))
 
     def transform(self, X):
         """Latent means of ``X`` (deterministic).
@@ -614,7 +668,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         check_is_fitted(self, "module_")
         X, _, _ = self._check_X(X, reset=False)
         (mu,) = self._batched(X, lambda module, x: (module.encode(x)[0],))
-        return mu.astype(X.dtype, copy=False)
+        return mu.astype(_output_dtype(X), copy=False)
 
     def _output_shape(self, n):
         if getattr(self, "_flat_input", False):

@@ -99,6 +99,11 @@ class BatchSource:
             batch = self._tensor[torch.as_tensor(idx)]
         else:
             batch = torch.from_numpy(np.asarray(self.raw(idx), dtype=np.float32))
+            if not torch.isfinite(batch).all():
+                raise ValueError(
+                    "Input contains NaN or infinity (one of samples "
+                    f"{np.sort(idx)[:8].tolist()}{'...' if len(idx) > 8 else ''})."
+                )
         batch = batch.reshape(len(idx), 1, *self.input_shape).to(device)
         return (batch - self.mean) / self.scale
 
@@ -108,6 +113,11 @@ def standardisation(X, chunk=512):
     total, total_sq, count = 0.0, 0.0, 0
     for start in range(0, len(X), chunk):
         block = np.asarray(X[start : start + chunk], dtype=np.float64)
+        if not np.isfinite(block).all():
+            bad = start + int(
+                np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(1))[0]
+            )
+            raise ValueError(f"Input contains NaN or infinity (sample {bad}).")
         total += float(block.sum())
         total_sq += float(np.square(block).sum())
         count += block.size
@@ -180,8 +190,55 @@ def evaluate_loss(module, source, indices, beta, gamma, target, batch_size, devi
     return _mean_terms(sums, count)
 
 
-def _snapshot(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+def _snapshot(module, optimizer):
+    """Copies of the module's and the optimiser's state (to roll back to)."""
+    return (
+        {k: v.detach().clone() for k, v in module.state_dict().items()},
+        copy.deepcopy(optimizer.state_dict()),
+    )
+
+
+def _restore(module, optimizer, state):
+    module.load_state_dict(state[0])
+    optimizer.load_state_dict(state[1])
+
+
+def _train_epoch(
+    module, optimizer, source, batches, beta, gamma, target, device, noise
+):
+    """One pass over ``batches``; returns (mean terms, pose sum, pose sq, count).
+
+    Loss terms are accumulated on the device and read once per epoch, so a GPU
+    is never synchronised per step.
+    """
+    module.train()
+    sums = None
+    pose_sum = pose_sq = None
+    count = 0
+    for idx in batches:
+        x = source.get(idx, device)
+        x_hat, mu, log_var, pose = module(x, generator=noise)
+        aff = target(idx, device) if target is not None else None
+        total, terms = vae_loss(x, x_hat, mu, log_var, beta, gamma, aff)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        w = len(idx)
+        batch = torch.stack([total.detach(), *(t.detach() for t in terms.values())]) * w
+        sums = batch if sums is None else sums + batch
+        count += w
+        if pose is not None:
+            p = pose.detach().double()
+            ps, pq = p.sum(0), p.pow(2).sum(0)
+            pose_sum = ps if pose_sum is None else pose_sum + ps
+            pose_sq = pq if pose_sq is None else pose_sq + pq
+    values = (sums / max(count, 1)).tolist() if sums is not None else [0.0] * 4
+    return (
+        dict(zip(("loss", "recon", "kl", "affinity"), values)),
+        pose_sum,
+        pose_sq,
+        count,
+    )
 
 
 def train(
@@ -211,19 +268,20 @@ def train(
     result : dict
         ``rows`` (list of history dicts), ``interrupted`` (bool),
         ``stopped_early`` (bool), ``pose_mean`` / ``pose_std`` (ndarrays or None,
-        from the last epoch).
+        from the last complete epoch).
 
     Raises
     ------
     TrainingDiverged
-        When a batch loss is not finite; the module's weights are restored to
-        those at the end of the last good epoch before raising.
+        When the loss of an epoch is not finite; the module's weights and the
+        optimiser's state are restored to those at the end of the last good
+        epoch before raising.
     """
     rows = []
-    good_state = _snapshot(module)
+    good_state = _snapshot(module, optimizer)
     best_state, best_score, since_best = None, math.inf, 0
     interrupted = stopped_early = False
-    pose_sum = pose_sq = None
+    pose_stats = None
     epochs = range(first_epoch, first_epoch + max_epochs)
     bar = tqdm(
         epochs, desc="AffinityVAE", unit="epoch", disable=verbose < 1, leave=True
@@ -231,39 +289,28 @@ def train(
     try:
         for epoch in bar:
             start = time.perf_counter()
-            module.train()
-            sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "affinity": 0.0}
-            count = 0
-            pose_sum = pose_sq = None
-            for idx in make_batches(train_idx, batch_size, generator):
-                x = source.get(idx, device)
-                x_hat, mu, log_var, pose = module(x, generator=noise_generator)
-                aff = target(idx, device) if target is not None else None
-                total, terms = vae_loss(x, x_hat, mu, log_var, beta, gamma, aff)
-                if not torch.isfinite(total):
-                    module.load_state_dict(good_state)
-                    raise TrainingDiverged(
-                        f"Training diverged at epoch {epoch}: the loss became "
-                        f"{total.item()} (recon={terms['recon'].item():.4g}, "
-                        f"kl={terms['kl'].item():.4g}, "
-                        f"affinity={terms['affinity'].item():.4g}). The model keeps "
-                        f"the weights of epoch {epoch - 1}. Lower learning_rate or "
-                        "beta, or check the input scaling."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer.step()
-                w = len(idx)
-                sums["loss"] += total.item() * w
-                for k, v in terms.items():
-                    sums[k] += v.item() * w
-                count += w
-                if pose is not None:
-                    p = pose.detach().double()
-                    ps, pq = p.sum(0), p.pow(2).sum(0)
-                    pose_sum = ps if pose_sum is None else pose_sum + ps
-                    pose_sq = pq if pose_sq is None else pose_sq + pq
-            row = {"epoch": epoch, **_mean_terms(sums, count)}
+            batches = make_batches(train_idx, batch_size, generator)
+            terms, pose_sum, pose_sq, count = _train_epoch(
+                module,
+                optimizer,
+                source,
+                batches,
+                beta,
+                gamma,
+                target,
+                device,
+                noise_generator,
+            )
+            if not all(math.isfinite(v) for v in terms.values()):
+                _restore(module, optimizer, good_state)
+                raise TrainingDiverged(
+                    f"Training diverged at epoch {epoch}: the loss became "
+                    f"{terms['loss']} (recon={terms['recon']:.4g}, "
+                    f"kl={terms['kl']:.4g}, affinity={terms['affinity']:.4g}). "
+                    f"The model keeps the weights of epoch {epoch - 1}. Lower "
+                    "learning_rate or beta, or check the input scaling."
+                )
+            row = {"epoch": epoch, **terms}
             if len(val_idx):
                 val = evaluate_loss(
                     module, source, val_idx, beta, gamma, target, batch_size, device
@@ -271,16 +318,12 @@ def train(
                 row.update({f"val_{k}": v for k, v in val.items()})
             row["seconds"] = time.perf_counter() - start
             rows.append(row)
-            good_state = _snapshot(module)
+            good_state = _snapshot(module, optimizer)
+            if pose_sum is not None:
+                pose_stats = (pose_sum, pose_sq, count)
             if verbose:
-                bar.set_postfix(
-                    {k: f"{row[k]:.4g}" for k in ("loss", "recon", "kl", "affinity")}
-                    | (
-                        {"val_loss": f"{row['val_loss']:.4g}"}
-                        if "val_loss" in row
-                        else {}
-                    )
-                )
+                shown = ("loss", "recon", "kl", "affinity", "val_loss")
+                bar.set_postfix({k: f"{row[k]:.4g}" for k in shown if k in row})
             if n_iter_no_change is not None:
                 score = row.get("val_loss", row["loss"])
                 if score < best_score - tol:
@@ -290,7 +333,7 @@ def train(
                     since_best += 1
                     if since_best >= n_iter_no_change:
                         stopped_early = True
-                        module.load_state_dict(best_state)
+                        module.load_state_dict(best_state[0])
                         if verbose:
                             bar.write(
                                 f"Early stop at epoch {epoch}: no improvement over "
@@ -299,7 +342,7 @@ def train(
                         break
     except KeyboardInterrupt:
         interrupted = True
-        module.load_state_dict(good_state)
+        _restore(module, optimizer, good_state)
         warnings.warn(
             f"Training interrupted after {len(rows)} complete epoch(s); the model "
             "keeps the weights of the last complete epoch and is usable.",
@@ -310,10 +353,11 @@ def train(
         bar.close()
         module.eval()
     pose_mean = pose_std = None
-    if pose_sum is not None and count > 0:
-        pose_mean = (pose_sum / count).cpu().numpy()
-        pose_std = torch.sqrt((pose_sq / count - (pose_sum / count) ** 2).clamp_min(0))
-        pose_std = pose_std.cpu().numpy()
+    if pose_stats is not None:
+        pose_sum, pose_sq, count = pose_stats
+        mean = pose_sum / count
+        pose_mean = mean.cpu().numpy()
+        pose_std = torch.sqrt((pose_sq / count - mean**2).clamp_min(0)).cpu().numpy()
     return {
         "rows": rows,
         "interrupted": interrupted,
@@ -321,8 +365,3 @@ def train(
         "pose_mean": pose_mean,
         "pose_std": pose_std,
     }
-
-
-def copy_module_to_cpu(module):
-    """A CPU copy of ``module`` (for pickling a model trained on a GPU)."""
-    return copy.deepcopy(module).to("cpu")

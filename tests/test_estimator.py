@@ -358,3 +358,59 @@ def test_pickled_state_holds_cpu_tensors_only():
     m = AffinityVAE(**FAST).fit(X2D)
     state = m.__getstate__()
     assert all(p.device.type == "cpu" for p in state["module_"].parameters())
+
+
+class LazyStack:
+    """An out-of-core array-like: counts how many rows were read at once."""
+
+    def __init__(self, data):
+        self.data, self.max_rows = data, 0
+        self.shape, self.dtype = data.shape, data.dtype
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, idx):
+        out = self.data[idx]
+        self.max_rows = max(
+            self.max_rows, len(out) if out.ndim == self.data.ndim else 1
+        )
+        return out
+
+
+def test_out_of_core_array_like_is_streamed_in_batches():
+    lazy = LazyStack(X2D)
+    a = AffinityVAE(**FAST, affinity=AFF).fit(lazy, Y2D)
+    assert lazy.max_rows <= 512  # never read whole (standardisation reads chunks)
+    b = AffinityVAE(**FAST, affinity=AFF).fit(X2D, Y2D)
+    np.testing.assert_allclose(
+        a.transform(lazy), b.transform(X2D), rtol=1e-5, atol=1e-6
+    )
+    lazy.max_rows = 0
+    big = LazyStack(np.concatenate([X2D] * 10))  # 600 rows
+    a.transform(big)
+    assert big.max_rows <= 256
+
+
+def test_out_of_core_bad_values_are_caught():
+    bad = X2D.copy()
+    bad[7, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinity \(sample 7\)"):
+        AffinityVAE(**FAST).fit(LazyStack(bad))
+    m = AffinityVAE(**FAST).fit(X2D)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        m.transform(LazyStack(bad))
+    with pytest.raises(ValueError, match="real numbers"):
+        AffinityVAE(**FAST).fit(LazyStack(X2D.astype(np.complex64)))
+
+
+def test_fit_on_mrc_folder_streams_files(tmp_path):
+    from skavae.datasets import load_mrc_folder, save_mrc_folder
+
+    save_mrc_folder(X2D, Y2D, tmp_path / "maps", voxel_size=2.0)
+    stack, labels = load_mrc_folder(tmp_path / "maps")
+    assert not isinstance(stack, np.ndarray)
+    m = AffinityVAE(**FAST, affinity=AFF).fit(stack, labels)
+    Z = m.transform(stack)
+    assert Z.shape == (len(X2D), 3) and Z.dtype == np.float32
+    assert set(m.classes_) == set(Y2D)
