@@ -53,10 +53,15 @@ def embed_2d(Z, method, random_state):
 
 
 def _colours(classes):
+    """Distinct colours: tab10, or tab20's dark shades before its light ones."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
-    return {c: cmap(i % cmap.N) for i, c in enumerate(classes)}
+    if len(classes) <= 10:
+        palette = [colormaps["tab10"](i) for i in range(10)]
+    else:
+        tab20 = [colormaps["tab20"](i) for i in range(20)]
+        palette = tab20[0::2] + tab20[1::2]
+    return {c: palette[i % len(palette)] for i, c in enumerate(classes)}
 
 
 def _thumbnail_images(thumbnails, X, model, n, projection):
@@ -273,10 +278,18 @@ def plot_embedding(
 
 
 def _draw_thumbnails(ax, E, codes, images, classes, colours, size):
+    """One image per class, set off from its cluster with a leader line.
+
+    The image of the sample nearest the class's median position is drawn
+    ``size`` points away from that position, in the direction pointing away
+    from the median of all samples, so that it does not hide the cluster.
+    """
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    frame = pd.DataFrame({"code": codes, "x": E[:, 0], "y": E[:, 1]})
-    medians = frame.groupby("code")[["x", "y"]].median()
+    table = pd.DataFrame({"code": codes, "x": E[:, 0], "y": E[:, 1]})
+    medians = table.groupby("code")[["x", "y"]].median()
+    centre = np.median(E, axis=0)
+    spread = np.maximum(E.std(axis=0), np.finfo(np.float64).tiny)
     for code, (mx, my) in medians.iterrows():
         members = np.flatnonzero(codes == code)
         nearest = members[
@@ -284,11 +297,17 @@ def _draw_thumbnails(ax, E, codes, images, classes, colours, size):
         ]
         img = images[nearest]
         zoom = size / max(img.shape) * ax.figure.dpi / 72.0
+        direction = (np.array([mx, my]) - centre) / spread
+        norm = np.hypot(*direction)
+        direction = direction / norm if norm > 0 else np.array([0.0, 1.0])
         box = AnnotationBbox(
             OffsetImage(img, cmap="gray", zoom=zoom),
             (mx, my),
+            xybox=tuple(1.1 * size * direction),
+            boxcoords="offset points",
             frameon=True,
             bboxprops={"edgecolor": colours[classes[code]], "linewidth": 2},
+            arrowprops={"arrowstyle": "-", "color": colours[classes[code]]},
             pad=0.1,
         )
         ax.add_artist(box)
