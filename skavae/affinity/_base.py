@@ -174,7 +174,7 @@ class Affinity(BaseEstimator):
         """
         step = int(self.chunk_size)
         identity = type(self)._embed is Affinity._embed
-        parts = []
+        out = None
         for i in range(0, X.shape[0], step):
             chunk = np.asarray(X[i : i + step])
             finite = np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1)
@@ -182,8 +182,11 @@ class Affinity(BaseEstimator):
                 bad = i + int(np.argmin(finite))
                 raise ValueError(f"{name} contains NaN or infinity (object {bad}).")
             if not identity:
-                parts.append(self._embed(chunk, state))
-        return X if identity else np.concatenate(parts, axis=0)
+                feats = self._embed(chunk, state)
+                if out is None:  # filled in place: no second copy of the features
+                    out = np.empty((X.shape[0], *feats.shape[1:]), dtype=feats.dtype)
+                out[i : i + step] = feats
+        return X if identity else out
 
     def _prepare(self, X, Y):
         """Return data-dependent state shared by all blocks (e.g. a scale)."""
