@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,6 +26,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skavae._checkpoint import clear_checkpoints, load_checkpoint, save_checkpoint
 from skavae._network import AffinityVAENetwork
 from skavae._training import (
     HISTORY_COLUMNS,
@@ -74,6 +76,34 @@ def _torch_threads(n_threads):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _affinity_key(affinity):
+    """A description of ``affinity`` that is stable across processes."""
+    if affinity is None:
+        return None
+    if isinstance(affinity, pd.DataFrame):
+        return affinity.to_csv()
+    if isinstance(affinity, BaseEstimator):
+        return repr(affinity)
+    name = getattr(affinity, "__qualname__", type(affinity).__qualname__)
+    return f"{getattr(affinity, '__module__', '')}.{name}"
+
+
+def _resumed_result(payload):
+    """A ``train`` result holding the history and pose statistics of a checkpoint."""
+    history = payload["history"]
+    rows = [
+        {k: history[k][i] for k in HISTORY_COLUMNS if k in history}
+        for i in range(len(history.get("epoch", [])))
+    ]
+    pose_mean = pose_std = None
+    if payload.get("pose_stats") is not None:
+        pose_sum, pose_sq, count = payload["pose_stats"]
+        mean = pose_sum / count
+        pose_mean = mean.numpy()
+        pose_std = torch.sqrt((pose_sq / count - mean**2).clamp_min(0)).numpy()
+    return {"rows": rows, "pose_mean": pose_mean, "pose_std": pose_std}
 
 
 def _state_to_cpu(obj):
@@ -195,6 +225,18 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         1 shows a progress bar with the loss terms per epoch.
     warm_start : bool, default=False
         Continue training the existing network on the next call to ``fit``.
+    checkpoint_dir : str, path-like or None, default=None
+        Folder for training checkpoints (weights, optimiser state, epoch,
+        history, random-generator states), written atomically every
+        ``checkpoint_every`` epochs; the newest two are kept. A cold ``fit``
+        resumes from the newest readable checkpoint of the same run (same
+        hyper-parameters, data size and standardisation), so after a crash the
+        final model equals an uninterrupted run's on the CPU. Checkpoints of
+        another run are replaced; a corrupted file is reported and the previous
+        one used. Not used by ``partial_fit``. Early-stopping patience restarts
+        on resume.
+    checkpoint_every : int, default=1
+        Epochs between checkpoints.
 
     Attributes
     ----------
@@ -270,6 +312,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "checkpoint_dir": [None, str, os.PathLike],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -294,6 +338,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         random_state=None,
         verbose=0,
         warm_start=False,
+        checkpoint_dir=None,
+        checkpoint_every=1,
     ):
         self.latent_dims = latent_dims
         self.pose_dims = pose_dims
@@ -315,6 +361,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
 
     # ------------------------------------------------------------------ input
     def _check_filters(self):
@@ -465,6 +513,57 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         )
         return AffinityTarget(codes=codes, class_matrix=matrix)
 
+    def _fingerprint(self, X, filters):
+        """What a checkpoint must agree on to be resumed by this fit."""
+        ignored = {"max_epochs", "verbose", "n_threads", "device", "warm_start"}
+        ignored |= {"checkpoint_dir", "checkpoint_every", "random_state", "affinity"}
+        params = {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in self.get_params(deep=False).items()
+            if k not in ignored
+        }
+        seed = self.random_state
+        return {
+            **params,
+            "random_state": int(seed) if isinstance(seed, Integral) else None,
+            "affinity": _affinity_key(self.affinity),
+            "n_samples": int(len(X)),
+            "input_shape": list(self.input_shape_),
+            "standardisation": [float(self.input_mean_), float(self.input_scale_)],
+        }
+
+    def _checkpoint_callback(self, fingerprint, seed, gen, noise, module, optimizer):
+        every = self.checkpoint_every
+        start_rows = self.history_.to_dict("list")
+
+        def save(rows, pose_stats):
+            epoch = self.n_iter_ + len(rows)
+            if epoch % every:
+                return
+            history = {k: [float(x) for x in v] for k, v in start_rows.items()}
+            for row in rows:
+                for k in HISTORY_COLUMNS:
+                    history.setdefault(k, []).append(float(row.get(k, np.nan)))
+            pose = None
+            if pose_stats is not None:
+                pose = [t.detach().cpu() for t in pose_stats[:2]] + [pose_stats[2]]
+            save_checkpoint(
+                self.checkpoint_dir,
+                epoch,
+                {
+                    "fingerprint": fingerprint,
+                    "seed": seed,
+                    "module": _state_to_cpu(module.state_dict()),
+                    "optimizer": _state_to_cpu(optimizer.state_dict()),
+                    "shuffle_rng": gen.get_state(),
+                    "noise_rng": noise.get_state().cpu(),
+                    "history": history,
+                    "pose_stats": pose,
+                },
+            )
+
+        return save
+
     def _fit(self, X, y, *, partial):
         filters = self._check_filters()
         first = not hasattr(self, "module_") or not (partial or self.warm_start)
@@ -473,7 +572,9 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
         device = resolve_device(self.device)
+        checkpoints = self.checkpoint_dir is not None and not partial
 
+        resume = None
         if first:
             self.input_shape_ = spatial
             self._flat_input = len(X.shape) == 2 and self.input_shape is not None
@@ -481,6 +582,14 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 self.input_mean_, self.input_scale_ = standardisation(X)
             else:
                 self.input_mean_, self.input_scale_ = 0.0, 1.0
+            if checkpoints:
+                resume = load_checkpoint(
+                    self.checkpoint_dir, self._fingerprint(X, filters)
+                )
+                if resume is None:
+                    clear_checkpoints(self.checkpoint_dir)
+                else:
+                    seed = int(resume["seed"])
             self.module_ = self._new_network(spatial, filters, seed)
             self._optimizer_state = None
             self.history_ = pd.DataFrame(columns=HISTORY_COLUMNS)
@@ -496,6 +605,9 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.classes_ = labels
 
         module = self.module_.to(device)
+        if resume is not None:
+            module.load_state_dict(resume["module"])
+            self._optimizer_state = resume["optimizer"]
         optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
         if self._optimizer_state is not None:
             optimizer.load_state_dict(self._optimizer_state)
@@ -514,6 +626,18 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             n_val = 0
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
 
+        epochs = 1 if partial else self.max_epochs
+        if resume is not None:
+            gen.set_state(resume["shuffle_rng"])
+            noise.set_state(resume["noise_rng"].to(noise.device))
+            self._record(_resumed_result(resume))
+            epochs = max(0, epochs - self.n_iter_)
+        callback = None
+        if checkpoints:
+            callback = self._checkpoint_callback(
+                self._fingerprint(X, filters), seed, gen, noise, module, optimizer
+            )
+
         diverged = None
         with _torch_threads(self.n_threads):
             try:
@@ -527,7 +651,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                     gamma=self.gamma,
                     target=target,
                     batch_size=self.batch_size,
-                    max_epochs=1 if partial else self.max_epochs,
+                    max_epochs=epochs,
                     generator=gen,
                     noise_generator=noise,
                     device=device,
@@ -535,12 +659,12 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                     tol=self.tol,
                     first_epoch=self.n_iter_ + 1,
                     verbose=self.verbose,
+                    callback=callback,
                 )
             except TrainingDiverged as exc:
-                diverged, result = exc, None
+                diverged, result = exc, exc.result
         self._optimizer_state = optimizer.state_dict()
-        if result is not None:
-            self._record(result)
+        self._record(result)
         if diverged is not None:
             raise diverged
         return self

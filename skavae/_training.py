@@ -34,7 +34,12 @@ HISTORY_COLUMNS = [
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite; the model keeps its last good weights."""
+    """The loss became NaN or infinite; the model keeps its last good weights.
+
+    ``result`` holds what ``train`` would have returned for the complete epochs.
+    """
+
+    result = None
 
 
 def resolve_device(device):
@@ -260,8 +265,12 @@ def train(
     tol=1e-4,
     first_epoch=1,
     verbose=0,
+    callback=None,
 ):
     """Run up to ``max_epochs`` epochs; return a dict with the history rows etc.
+
+    ``callback(rows, pose_stats)``, when given, is called after every complete
+    epoch (e.g. to write a checkpoint).
 
     Returns
     -------
@@ -278,6 +287,7 @@ def train(
         epoch before raising.
     """
     rows = []
+    diverged = None
     good_state = _snapshot(module, optimizer)
     best_state, best_score, since_best = None, math.inf, 0
     interrupted = stopped_early = False
@@ -303,13 +313,14 @@ def train(
             )
             if not all(math.isfinite(v) for v in terms.values()):
                 _restore(module, optimizer, good_state)
-                raise TrainingDiverged(
+                diverged = TrainingDiverged(
                     f"Training diverged at epoch {epoch}: the loss became "
                     f"{terms['loss']} (recon={terms['recon']:.4g}, "
                     f"kl={terms['kl']:.4g}, affinity={terms['affinity']:.4g}). "
                     f"The model keeps the weights of epoch {epoch - 1}. Lower "
                     "learning_rate or beta, or check the input scaling."
                 )
+                break
             row = {"epoch": epoch, **terms}
             if len(val_idx):
                 val = evaluate_loss(
@@ -321,6 +332,8 @@ def train(
             good_state = _snapshot(module, optimizer)
             if pose_sum is not None:
                 pose_stats = (pose_sum, pose_sq, count)
+            if callback is not None:
+                callback(rows, pose_stats)
             if verbose:
                 shown = ("loss", "recon", "kl", "affinity", "val_loss")
                 bar.set_postfix({k: f"{row[k]:.4g}" for k in shown if k in row})
@@ -358,10 +371,14 @@ def train(
         mean = pose_sum / count
         pose_mean = mean.cpu().numpy()
         pose_std = torch.sqrt((pose_sq / count - mean**2).clamp_min(0)).cpu().numpy()
-    return {
+    result = {
         "rows": rows,
         "interrupted": interrupted,
         "stopped_early": stopped_early,
         "pose_mean": pose_mean,
         "pose_std": pose_std,
     }
+    if diverged is not None:
+        diverged.result = result
+        raise diverged
+    return result
