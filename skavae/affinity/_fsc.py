@@ -103,7 +103,7 @@ class FSCAffinity(Affinity):
     chunk_size : int, default=256
         Objects transformed, and rows of the output computed, per block.
         Memory is the output matrix plus ``(n_x + n_y) * 2 * n_coef`` float64
-        features (``n_coef`` ≈ 1070 for 32³ volumes at the default cut) plus
+        features (``n_coef`` = 1388 for 32³ volumes at the default cut) plus
         one block.
 
     See Also
