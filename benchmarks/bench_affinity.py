@@ -198,7 +198,7 @@ def main(argv=None):
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for r in rows:
-        loop = "-" if np.isnan(r["loop_s"]) else f"{r['loop_s']:.0f}"
+        loop = "-" if np.isnan(r["loop_s"]) else f"{r['loop_s']:.1f}"
         ratio = "-" if np.isnan(r["ratio"]) else f"{r['ratio']:.0f}x"
         err = "-" if np.isnan(r["max_err"]) else f"{r['max_err']:.1e}"
         print(
