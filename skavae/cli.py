@@ -1,178 +1,65 @@
 """The ``skavae`` command line.
 
-``skavae demo`` trains an affinity-VAE on generated rotated characters, evaluates
-it on held-out seen characters and on unseen characters, and prints a summary.
+Sub-commands: ``demo`` (generated characters, end to end), ``simulate`` (write a
+labelled .mrc folder), ``affinity`` (class-level affinity CSV of a folder),
+``fit`` (train on a folder, save the model) and ``evaluate`` (latents, KNN
+results and figures of a folder). Their work lives in :mod:`skavae._cli`.
 
-Exit codes: 0 on success, 2 on usage errors (argparse), 1 on data or runtime
-errors, with a one-line message (``--debug`` shows the traceback).
+Exit codes: 0 on success, 2 on usage errors (bad options or settings), 1 on
+data or runtime errors (missing folder, unreadable file, ...), 130 after Ctrl-C;
+errors are one line naming the file or option (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
-import time
 
 import skavae
 
+_EXAMPLES = {
+    "demo": """examples:
+  skavae demo                        # about 25 s on 2 CPU cores
+  skavae demo --out skavae-demo      # also write figures and metrics
+  skavae demo --epochs 5 --n-samples 1000 --size 32   # a quicker look""",
+    "simulate": """examples:
+  skavae simulate alphanumeric train/ --classes seen --n-samples 2000
+  skavae simulate alphanumeric test/ --classes all --n-samples 600 --seed 1
+  skavae simulate tetraminos tetra/ --n-samples 500 --size 32
+  skavae simulate proteins maps/ --classes 1ake,4ake,1hvr --n-samples 90
 
-def _atomic_write_text(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+writes OUT_DIR/<label>_<index>.mrc, OUT_DIR/templates/ (one object per class),
+OUT_DIR/info.csv (angles, shifts, ... per file) and OUT_DIR/affinity.csv (the
+class-level affinity of the templates).""",
+    "affinity": """examples:
+  skavae affinity train/ --metric fsc -o affinity.csv
+  skavae affinity train/templates/ --metric soap -o affinity.csv
 
+labels come from file names (<label>_<id>.mrc); up to --n-per-class files of
+each class are compared, so a folder of one template per class gives the
+template affinities.""",
+    "fit": """examples:
+  skavae fit train/ --affinity train/affinity.csv -o model.skavae
+  skavae fit train/ --metric fsc --latent-dims 8 --beta 1 --gamma 2 --epochs 30
+  skavae fit train/ --config settings.toml --epochs 50   # options override it
 
-def _demo(args):
-    import numpy as np
-    import pandas as pd
-    from sklearn.model_selection import train_test_split
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
+settings come from the command line, then --config (TOML: `epochs = 30`,
+`filters = [8, 16, 32]`, ... named like the options), then the defaults.
+Next to MODEL (e.g. run/model.skavae) it writes run/model.toml (the settings
+used, reusable with --config), run/model.history.csv, run/model.affinity.csv
+and run/model.latents.csv (the training latents: the reference map of
+`skavae evaluate`). Ctrl-C stops training, saves the model of the last
+complete epoch and exits with code 130.""",
+    "evaluate": """examples:
+  skavae evaluate model.skavae test/ --out results/
+  skavae evaluate model.skavae test/ --embedding pca --no-figures
 
-    from skavae import AffinityVAE
-    from skavae.affinity import MeanDifference, class_affinity_matrix
-    from skavae.datasets import (
-        ALPHANUMERIC_SEEN,
-        ALPHANUMERIC_UNSEEN,
-        make_alphanumeric,
-    )
-
-    start = time.perf_counter()
-    X, y, _, templates = make_alphanumeric(
-        n_samples=args.n_samples,
-        characters=ALPHANUMERIC_SEEN,
-        size=args.size,
-        random_state=args.seed,
-        return_info=True,
-    )
-    X_unseen, y_unseen = make_alphanumeric(
-        n_samples=max(args.n_samples // 10, 3 * len(ALPHANUMERIC_UNSEEN)),
-        characters=ALPHANUMERIC_UNSEEN,
-        size=args.size,
-        random_state=args.seed + 1,
-    )
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.2, stratify=y, random_state=args.seed
-    )
-    affinity = class_affinity_matrix(metric=MeanDifference(), templates=templates)
-    print(
-        f"skavae {skavae.__version__} demo: {len(X_train)} training and {len(X_test)} "
-        f"test images of the characters {' '.join(ALPHANUMERIC_SEEN)} "
-        f"({args.size}x{args.size}, rotated by -45..45 degrees); unseen "
-        f"characters: {' '.join(ALPHANUMERIC_UNSEEN)}."
-    )
-    vae = AffinityVAE(
-        latent_dims=8,
-        pose_dims=1,
-        beta=args.beta,
-        gamma=args.gamma,
-        affinity=affinity,
-        max_epochs=args.epochs,
-        random_state=args.seed,
-        verbose=int(args.verbose),
-    )
-    pipe = make_pipeline(vae, KNeighborsClassifier(n_neighbors=5))
-    pipe.fit(X_train, y_train)
-    fit_seconds = time.perf_counter() - start
-    accuracy = float(pipe.score(X_test, y_test))
-
-    # latent map: place each unseen character next to its nearest seen class
-    Z_train, Z_unseen = vae.transform(X_train), vae.transform(X_unseen)
-    labels = np.unique(y_train)
-    centres = np.stack([Z_train[y_train == c].mean(0) for c in labels])
-    nearest = {}
-    for c in np.unique(y_unseen):
-        votes = pipe[-1].predict(Z_unseen[y_unseen == c])
-        d = np.linalg.norm(centres - Z_unseen[y_unseen == c].mean(0), axis=1)
-        values, counts = np.unique(votes, return_counts=True)
-        nearest[str(c)] = {
-            "nearest_centre": str(labels[d.argmin()]),
-            "knn_majority": str(values[counts.argmax()]),
-            "knn_fraction": float(counts.max() / counts.sum()),
-        }
-    seconds = time.perf_counter() - start
-
-    history = vae.history_
-    cols = ["epoch", "loss", "recon", "kl", "affinity", "val_loss", "seconds"]
-    with pd.option_context("display.float_format", "{:.4f}".format):
-        print(history[cols].to_string(index=False))
-    print(f"\nHard KNN (k=5) accuracy on held-out seen characters: {accuracy:.3f}")
-    print("Unseen characters on the latent map (nearest seen class):")
-    for c, r in nearest.items():
-        print(
-            f"  {c}: nearest centre {r['nearest_centre']}, KNN majority "
-            f"{r['knn_majority']} ({100 * r['knn_fraction']:.0f}% of its images)"
-        )
-    print(f"Wall time: {seconds:.1f} s (data and training {fit_seconds:.1f} s).")
-
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        metrics = {
-            "skavae_version": skavae.__version__,
-            "n_train": len(X_train),
-            "n_test": len(X_test),
-            "knn_accuracy_seen": accuracy,
-            "unseen": nearest,
-            "epochs": int(vae.n_iter_),
-            "wall_seconds": seconds,
-            "params": {k: v for k, v in vae.get_params().items() if k != "affinity"},
-        }
-        _atomic_write_text(
-            os.path.join(args.out, "metrics.json"), json.dumps(metrics, indent=2)
-        )
-        _atomic_write_text(
-            os.path.join(args.out, "history.csv"), history.to_csv(index=False)
-        )
-        _atomic_write_text(
-            os.path.join(args.out, "affinity.csv"), affinity.to_csv(float_format="%.6f")
-        )
-        print(f"Metrics, history and affinity matrix written to {args.out}")
-    return 0
-
-
-def build_parser():
-    """The argument parser of the ``skavae`` command."""
-    parser = argparse.ArgumentParser(
-        prog="skavae",
-        description="Affinity-VAE: similarity-organised latent spaces for 2D images "
-        "and 3D volumes.",
-    )
-    parser.add_argument("--version", action="version", version=skavae.__version__)
-    parser.add_argument(
-        "--debug", action="store_true", help="show the full traceback on errors"
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    demo = sub.add_parser(
-        "demo",
-        help="train on generated rotated characters and report accuracy",
-        description="Generate rotated characters (seen: a b d e i j z k; unseen: "
-        "2 x p), train an affinity-VAE with a KNN classifier on its latent space, "
-        "report hard-KNN accuracy on held-out seen characters and where the "
-        "unseen characters land.",
-        epilog="example: skavae demo --out skavae-demo",
-    )
-    demo.add_argument("--out", metavar="DIR", help="write metrics and history here")
-    demo.add_argument("--n-samples", type=_positive_int, default=4000, metavar="N")
-    demo.add_argument("--size", type=_positive_int, default=64, help="image size")
-    demo.add_argument("--epochs", type=_positive_int, default=15)
-    demo.add_argument("--beta", type=float, default=1.0)
-    demo.add_argument("--gamma", type=float, default=2.0)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("-v", "--verbose", action="store_true", help="progress bar")
-    demo.set_defaults(func=_demo)
-    return parser
+writes latents.csv (file, label, seen, latents, pose, KNN prediction),
+soft_knn.csv, metrics.csv (per class), confusion.csv, metrics.json and the
+figures embedding.png, confusion_matrix.png, traversals.png, history.png.
+Classes the model was not trained on are reported as unseen (the seen class
+they are placed next to), not as errors.""",
+}
 
 
 def _positive_int(text):
@@ -185,19 +72,271 @@ def _positive_int(text):
     return value
 
 
-def main(argv=None):
-    """Entry point of the ``skavae`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _positive_float(text):
     try:
-        return args.func(args)
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def _setting(name):
+    """argparse type checking one ``skavae fit`` setting."""
+    from skavae._cli._config import SETTINGS
+
+    def check(text):
+        try:
+            return SETTINGS[name][0](text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    check.__name__ = name
+    return check
+
+
+def _sub(sub, name, help, description):
+    parser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=_EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback on errors",
+    )
+    return parser
+
+
+def _add_demo(sub):
+    from skavae._cli._report import EMBEDDINGS
+
+    p = _sub(
+        sub,
+        "demo",
+        "train on generated rotated characters and report accuracy",
+        "Generate rotated characters (seen: a b d e i j z k; unseen: 2 x p), "
+        "train an affinity-VAE with a KNN classifier on its latent space, report "
+        "hard-KNN accuracy on held-out seen characters and where the unseen "
+        "characters land; with --out, write figures and metrics.",
+    )
+    p.add_argument("--out", metavar="DIR", help="write figures and metrics here")
+    p.add_argument("--n-samples", type=_positive_int, default=4000, metavar="N")
+    p.add_argument("--size", type=_positive_int, default=64, help="image size")
+    p.add_argument("--epochs", type=_positive_int, default=15)
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--gamma", type=float, default=2.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--embedding",
+        choices=EMBEDDINGS,
+        default="pca",
+        help="2D embedding of the latent map figure (default: pca, fast; umap "
+        "and tsne take about a minute more)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="progress bar")
+    p.set_defaults(func="demo")
+
+
+def _add_simulate(sub):
+    p = _sub(
+        sub,
+        "simulate",
+        "write a labelled .mrc folder of generated objects",
+        "Generate rotated characters (2D), tetraminos (3D) or density maps of "
+        "protein structures (3D) and write one .mrc file per object.",
+    )
+    p.add_argument("dataset", choices=("alphanumeric", "tetraminos", "proteins"))
+    p.add_argument("out_dir", metavar="OUT_DIR", help="folder to write")
+    p.add_argument("--n-samples", type=_positive_int, default=1000, metavar="N")
+    p.add_argument("--size", type=_positive_int, help="image/volume side (voxels)")
+    p.add_argument(
+        "--classes",
+        metavar="SET",
+        help="seen, unseen, all, or a comma-separated list (characters, shapes "
+        "or PDB ids); default: the seen set (all 12 structures for proteins)",
+    )
+    p.add_argument(
+        "--metric",
+        choices=("fsc", "soap", "mean-difference"),
+        help="affinity metric of affinity.csv (default: mean-difference for "
+        "alphanumeric, fsc for volumes)",
+    )
+    p.add_argument(
+        "--voxel-size",
+        type=_positive_float,
+        metavar="A",
+        help="voxel size in angstroms (default 1; proteins: 2.5)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    p.set_defaults(func="simulate")
+
+
+def _add_affinity(sub):
+    p = _sub(
+        sub,
+        "affinity",
+        "class-level affinity matrix (CSV) of a .mrc folder",
+        "Compute the class x class affinity matrix of a labelled .mrc folder "
+        "from sampled class members (or templates).",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument(
+        "--metric", choices=("fsc", "soap", "mean-difference"), default="fsc"
+    )
+    p.add_argument("-o", "--output", required=True, metavar="CSV")
+    p.add_argument("--n-per-class", type=_positive_int, default=16, metavar="N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func="affinity")
+
+
+def _add_fit(sub):
+    from skavae._cli._config import SETTINGS
+
+    p = _sub(
+        sub,
+        "fit",
+        "train an affinity-VAE on a .mrc folder and save it",
+        "Train an AffinityVAE on a folder of .mrc files (labels from file names) "
+        "with a progress bar, and save it with joblib (joblib.load reads it).",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("-c", "--config", metavar="TOML", help="settings file (TOML)")
+    group = p.add_mutually_exclusive_group()
+    for name, (_, default, text) in SETTINGS.items():
+        flags = ["-o", "--output"] if name == "output" else []
+        flags.append("--" + name.replace("_", "-"))
+        target = group if name in ("affinity", "metric") else p
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        metavar = {"output": "MODEL", "affinity": "CSV"}.get(name, name.upper())
+        if name == "metric":
+            metavar = "{fsc,soap,mean-difference,none}"
+        target.add_argument(
+            *flags,
+            dest=name,
+            type=_setting(name),
+            default=None,
+            metavar=metavar,
+            help=text if default is None else f"{text} (default: {shown})",
+        )
+    p.add_argument("--overwrite", action="store_true", help="replace MODEL")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func="fit")
+
+
+def _add_evaluate(sub):
+    from skavae._cli._report import EMBEDDINGS
+
+    p = _sub(
+        sub,
+        "evaluate",
+        "latents, KNN results and figures of a .mrc folder",
+        "Encode a labelled .mrc folder with a model from `skavae fit`; classify "
+        "seen classes by KNN against the training latents and place unseen ones.",
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("--out", default="skavae-evaluation", metavar="DIR")
+    p.add_argument(
+        "--reference",
+        metavar="CSV",
+        help="reference latents (default: MODEL-stem.latents.csv from `fit`; "
+        "without it, the seen-class files of DATA_DIR, cross-validated)",
+    )
+    p.add_argument("--n-neighbors", type=_positive_int, default=5, metavar="K")
+    p.add_argument("--soft-neighbors", type=_positive_int, default=100, metavar="K")
+    p.add_argument(
+        "--embedding",
+        choices=EMBEDDINGS,
+        default="auto",
+        help="auto: UMAP for images, t-SNE for volumes",
+    )
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func="evaluate")
+
+
+def build_parser():
+    """The argument parser of the ``skavae`` command."""
+    parser = argparse.ArgumentParser(
+        prog="skavae",
+        description="Affinity-VAE: similarity-organised latent spaces for 2D images "
+        "and 3D volumes.",
+        epilog="run `skavae COMMAND --help` for the options and examples of each "
+        "command.",
+    )
+    parser.add_argument("--version", action="version", version=skavae.__version__)
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback on errors"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_demo(sub)
+    _add_simulate(sub)
+    _add_affinity(sub)
+    _add_fit(sub)
+    _add_evaluate(sub)
+    return parser
+
+
+def _run(args):
+    if args.func == "demo":
+        from skavae._cli._demo import demo as func
+    elif args.func == "simulate":
+        from skavae._cli._simulate import simulate as func
+    elif args.func == "affinity":
+        from skavae._cli._simulate import affinity as func
+    elif args.func == "fit":
+        from skavae._cli._fit import fit as func
+    else:
+        from skavae._cli._evaluate import evaluate as func
+    return func(args)
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, (ValueError, OSError)) and type(exc).__module__ not in (
+        "skavae._cli._common",
+    ):
+        text = f"{type(exc).__name__}: {text}"
+    return text
+
+
+def main(argv=None):
+    """Entry point of the ``skavae`` console script; returns the exit code."""
+    from skavae._cli._common import UsageError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else 0
+    try:
+        return _run(args)
     except KeyboardInterrupt:
-        print("skavae: interrupted", file=sys.stderr)
+        print(f"skavae {args.command}: interrupted", file=sys.stderr)
         return 130
+    except UsageError as exc:
+        if args.debug:
+            raise
+        print(f"skavae {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:  # one-line message unless --debug
         if args.debug:
             raise
-        print(f"skavae {args.command}: error: {exc}", file=sys.stderr)
+        print(
+            f"skavae {args.command}: error: {_one_line(exc)} "
+            "(--debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -1,0 +1,1 @@
+"""Implementation of the ``skavae`` sub-commands (the parser is in skavae.cli)."""

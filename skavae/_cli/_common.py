@@ -1,0 +1,259 @@
+"""Helpers shared by the sub-commands: errors, atomic files, data, metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+METRICS = ("fsc", "soap", "mean-difference")
+
+
+class CLIError(Exception):
+    """A data or runtime problem: one-line message, exit code 1."""
+
+
+class UsageError(Exception):
+    """A bad option or setting: one-line message, exit code 2."""
+
+
+def _file_mode():
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path next to ``path``; move it into place on success.
+
+    The temporary file lives in the destination folder, so ``os.replace`` is an
+    atomic rename: readers see the old file or the complete new one, never a
+    partial file, and an interrupted write leaves nothing behind.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, _file_mode())  # mkstemp creates 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path, text):
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON (numpy scalars converted), atomically."""
+    write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def write_table(path, frame, *, index=False, float_format="%.6g"):
+    """Write a DataFrame as CSV (or Parquet for a ``.parquet`` path), atomically."""
+    if str(path).endswith(".parquet"):
+        with atomic_path(path, suffix=".parquet") as tmp:
+            frame.to_parquet(tmp, index=index)
+    else:
+        with atomic_path(path, suffix=".csv") as tmp:
+            frame.to_csv(tmp, index=index, float_format=float_format)
+
+
+def save_figure(path, fig):
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+
+
+def make_dir(path, option="--out"):
+    """Create the output folder ``path`` (and parents); a clear error if impossible."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"{path!r} ({option}) exists and is not a folder.")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"cannot create the folder {path!r} ({option}): {exc}") from None
+
+
+def use_agg_backend():
+    """Draw figures off-screen (the CLI never opens windows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+def make_metric(name):
+    """The affinity metric object of a ``--metric`` name."""
+    from skavae.affinity import FSCAffinity, MeanDifference, SOAPAffinity
+
+    metrics = {
+        "fsc": FSCAffinity,
+        "soap": SOAPAffinity,
+        "mean-difference": MeanDifference,
+    }
+    if name not in metrics:
+        raise UsageError(
+            f"unknown metric {name!r}; choose one of {', '.join(METRICS)}."
+        )
+    return metrics[name]()
+
+
+def load_folder(path):
+    """Labelled .mrc folder: (X as a lazy MRCStack, y, file names)."""
+    from skavae.datasets import load_mrc_folder
+
+    try:
+        X, y, info = load_mrc_folder(path, mmap=True, return_info=True)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    names = [os.path.basename(p) for p in info["path"]]
+    return X, y, names
+
+
+def progress(iterable=None, *, desc, total=None, unit="it", quiet=False):
+    """A tqdm progress bar on stderr (disabled when ``quiet``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        unit=unit,
+        disable=quiet,
+        file=sys.stderr,
+        leave=False,
+    )
+
+
+def read_all(X, *, quiet=False, chunk=64, desc="reading"):
+    """Read a lazy stack into one float32 array, with a progress bar."""
+    n = len(X)
+    out = np.empty(tuple(X.shape), dtype=np.float32)
+    with progress(desc=desc, total=n, unit="file", quiet=quiet) as bar:
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            out[start:stop] = X[start:stop]
+            bar.update(stop - start)
+    return out
+
+
+def sample_members(y, n_per_class, seed):
+    """Indices of up to ``n_per_class`` members of each class (sorted)."""
+    rng = np.random.RandomState(seed)
+    picks = []
+    for label in sorted(set(y.tolist())):
+        members = np.flatnonzero(y == label)
+        if len(members) > n_per_class:
+            members = np.sort(rng.choice(members, n_per_class, replace=False))
+        picks.append(members)
+    return np.sort(np.concatenate(picks))
+
+
+def folder_affinity(X, y, metric_name, *, n_per_class=16, seed=0, quiet=False):
+    """Class-level affinity matrix of a folder from sampled class members.
+
+    Up to ``n_per_class`` files per class are read (with a progress bar) and
+    the metric's mean similarity between the members of each pair of classes
+    is taken (:func:`skavae.affinity.class_affinity_matrix`); a folder of one
+    template per class gives the template affinities.
+    """
+    import time
+
+    from skavae.affinity import check_affinity_matrix, class_affinity_matrix
+
+    metric = make_metric(metric_name)
+    idx = sample_members(y, n_per_class, seed)
+    objs = np.empty((len(idx), *X.shape[1:]), dtype=np.float32)
+    with progress(
+        desc="reading members", total=len(idx), unit="file", quiet=quiet
+    ) as bar:
+        for k, i in enumerate(idx):
+            objs[k] = X[int(i)]
+            bar.update(1)
+    if not quiet:
+        print(
+            f"Computing {metric_name} similarities between {len(idx)} objects "
+            f"({len(set(y.tolist()))} classes)...",
+            file=sys.stderr,
+        )
+    start = time.perf_counter()
+    matrix = class_affinity_matrix(objs, y[idx], metric, n_per_class=len(idx))
+    seconds = time.perf_counter() - start
+    return check_affinity_matrix(matrix), seconds
+
+
+def read_affinity(path, labels):
+    """Read a class-level affinity CSV and check it covers ``labels``."""
+    from skavae.affinity import check_affinity_matrix, read_affinity_csv
+
+    if not os.path.isfile(path):
+        raise CLIError(f"affinity file {path!r} does not exist.")
+    try:
+        matrix = read_affinity_csv(path)
+        return check_affinity_matrix(matrix, labels=labels)
+    except (ValueError, TypeError, OSError) as exc:
+        raise CLIError(f"{path!r}: {exc}") from None
+    except Exception as exc:  # pandas parser errors and the like
+        raise CLIError(f"{path!r} is not a readable affinity CSV: {exc}") from None
+
+
+def sidecar(model_path, what):
+    """Path of a file written next to the model: ``<stem>.<what>``."""
+    stem = os.path.splitext(os.fspath(model_path))[0]
+    return f"{stem}.{what}"
+
+
+def encode_all(model, X, *, quiet=False, chunk=256, desc="encoding"):
+    """Latent means and poses of a (lazy) stack, chunk by chunk, with progress."""
+    n = len(X)
+    mus, poses = [], []
+    with progress(desc=desc, total=n, unit="file", quiet=quiet) as bar:
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            mu, _, pose = model.encode(np.asarray(X[start:stop], dtype=np.float32))
+            mus.append(np.asarray(mu))
+            poses.append(np.asarray(pose))
+            bar.update(stop - start)
+    return np.concatenate(mus), np.concatenate(poses)
+
+
+def latents_frame(paths, y, mu, pose):
+    """One row per file: path, file, label, z0.., pose0.."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "path": [os.path.abspath(p) for p in paths],
+            "file": [os.path.basename(p) for p in paths],
+            "label": np.asarray(y).astype(str),
+        }
+    )
+    for d in range(mu.shape[1]):
+        frame[f"z{d}"] = mu[:, d]
+    for d in range(pose.shape[1]):
+        frame[f"pose{d}"] = pose[:, d]
+    return frame

@@ -1,0 +1,204 @@
+"""Settings of ``skavae fit``: defaults < config file (TOML) < command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from skavae._cli._common import METRICS, CLIError, UsageError
+
+
+def _integer(value, low):
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not an integer")
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an integer") from None
+    if not isinstance(value, int):
+        raise ValueError(f"{value!r} is not an integer")
+    if value < low:
+        raise ValueError(f"{value!r} is smaller than {low}")
+    return value
+
+
+def _number(value, low=None, high=None, *, closed_low=True):
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number") from None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    if low is not None and (value < low or (value == low and not closed_low)):
+        raise ValueError(f"{value!r} must be {'>=' if closed_low else '>'} {low}")
+    if high is not None and value >= high:
+        raise ValueError(f"{value!r} must be < {high}")
+    return float(value)
+
+
+def _optional_int(value, low):
+    if value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    return _integer(value, low)
+
+
+def _filters(value):
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").split(",") if v]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{value!r} is not a list of channel counts like 8,16,32")
+    return [_integer(v, 1) for v in value]
+
+
+def _choice(choices):
+    def check(value):
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _text(value):
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{value!r} is not a non-empty string")
+    return value
+
+
+#: name -> (validator, default, help). Option ``--a-b`` is setting ``a_b``.
+SETTINGS = {
+    "output": (_text, "model.skavae", "model file to write"),
+    "affinity": (_text, None, "class-level affinity CSV (from `skavae affinity`)"),
+    "metric": (
+        _choice((*METRICS, "none")),
+        "fsc",
+        "metric of the class-level affinity when no --affinity is given "
+        "(none: plain beta-VAE term, gamma unused)",
+    ),
+    "n_per_class": (lambda v: _integer(v, 1), 16, "files per class for the metric"),
+    "latent_dims": (lambda v: _integer(v, 1), 8, "size of the latent code"),
+    "pose_dims": (lambda v: _integer(v, 0), 1, "size of the pose code (0: none)"),
+    "beta": (lambda v: _number(v, 0.0), 1.0, "weight of the KL term"),
+    "gamma": (lambda v: _number(v, 0.0), 2.0, "weight of the affinity term"),
+    "epochs": (lambda v: _integer(v, 1), 30, "training epochs"),
+    "batch_size": (lambda v: _integer(v, 2), 64, "objects per optimiser step"),
+    "learning_rate": (
+        lambda v: _number(v, 0.0, closed_low=False),
+        1e-3,
+        "Adam learning rate",
+    ),
+    "filters": (_filters, [8, 16, 32, 64], "encoder channels per stage"),
+    "validation_fraction": (
+        lambda v: _number(v, 0.0, 1.0),
+        0.1,
+        "fraction held out for val_* losses",
+    ),
+    "patience": (
+        lambda v: _optional_int(v, 1),
+        None,
+        "stop after this many epochs without improvement (default: never)",
+    ),
+    "device": (_text, "auto", "torch device: auto, cpu, cuda, cuda:1, ..."),
+    "threads": (lambda v: _optional_int(v, 1), None, "torch CPU threads"),
+    "seed": (lambda v: _integer(v, 0), 0, "random seed"),
+}
+
+
+def load_config(path):
+    """Settings from a TOML file (a flat table, or a ``[fit]`` table)."""
+    import tomllib
+
+    if not os.path.isfile(path):
+        raise CLIError(f"config file {path!r} does not exist.")
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CLIError(f"{path!r} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise CLIError(f"cannot read {path!r}: {exc}") from None
+    data.pop("run", None)  # information written by `skavae fit`, not settings
+    if isinstance(data.get("fit"), dict):
+        data = data["fit"]
+    settings = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in SETTINGS:
+            raise UsageError(
+                f"{path}: unknown setting {key!r} (known: {', '.join(SETTINGS)})."
+            )
+        settings[name] = check_setting(name, value, source=f"{path}: {key}")
+    return settings
+
+
+def check_setting(name, value, *, source):
+    try:
+        return SETTINGS[name][0](value)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}.") from None
+
+
+def resolve(args):
+    """Final settings and where each came from ("default", "config", "command line")."""
+    config = load_config(args.config) if args.config else {}
+    settings, origin = {}, {}
+    for name, (_, default, _) in SETTINGS.items():
+        cli_value = getattr(args, name, None)
+        if cli_value is not None:
+            settings[name], origin[name] = cli_value, "command line"
+        elif name in config:
+            settings[name], origin[name] = config[name], "config"
+        else:
+            settings[name], origin[name] = default, "default"
+    if settings["affinity"] is not None and origin["metric"] != "default":
+        if origin["affinity"] == origin["metric"]:
+            raise UsageError(
+                "give either an affinity CSV (--affinity) or a metric (--metric), "
+                "not both."
+            )
+    if settings["affinity"] is not None and origin["metric"] == "default":
+        settings["metric"] = None
+    if settings["affinity"] is not None and settings["metric"] is not None:
+        # one came from the config, the other from the command line: the
+        # command line wins
+        if origin["affinity"] == "command line":
+            settings["metric"] = None
+        else:
+            settings["affinity"] = None
+    return settings, origin
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # TOML basic strings use JSON's escapes
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def to_toml(settings, origin, run):
+    """The settings used (reusable with ``--config``) and a ``[run]`` record."""
+    lines = [
+        "# Settings used by `skavae fit` (reuse with: skavae fit DATA_DIR "
+        "--config THIS_FILE).",
+    ]
+    for name, value in settings.items():
+        note = f"  # {origin[name]}"
+        if value is None:
+            lines.append(f"# {name} = (not set){note}")
+        else:
+            lines.append(f"{name} = {_toml_value(value)}{note}")
+    lines += ["", "[run]", "# What happened (ignored when read back as a config)."]
+    for name, value in run.items():
+        if value is not None:
+            lines.append(f"{name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,184 @@
+"""``skavae fit``: train on a folder of .mrc files and save the model."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import skavae
+from skavae._cli._common import (
+    CLIError,
+    UsageError,
+    atomic_path,
+    encode_all,
+    folder_affinity,
+    latents_frame,
+    load_folder,
+    read_affinity,
+    read_all,
+    sidecar,
+    write_table,
+    write_text,
+)
+from skavae._cli._config import resolve, to_toml
+
+INTERRUPTED = 130  # exit code after Ctrl-C (128 + SIGINT), as shells use
+
+
+def _check_device(device):
+    from skavae._training import resolve_device
+
+    try:
+        return str(resolve_device(device))
+    except ValueError as exc:
+        raise UsageError(f"--device: {exc}") from None
+
+
+def _check_output(output, overwrite):
+    if os.path.isdir(output):
+        raise UsageError(f"-o {output!r} is a folder; give a file name.")
+    if os.path.exists(output) and not overwrite:
+        raise CLIError(f"{output!r} already exists; pass --overwrite to replace it.")
+    folder = os.path.dirname(os.path.abspath(output))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"cannot create the folder of {output!r}: {exc}") from None
+
+
+def _train(vae, data, y):
+    """Fit; return whether Ctrl-C stopped training (other warnings are shown)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            vae.fit(data, y)
+        except ValueError as exc:
+            raise CLIError(f"training failed: {exc}") from None
+    interrupted = False
+    for w in caught:
+        if issubclass(w.category, RuntimeWarning) and "interrupted" in str(w.message):
+            interrupted = True
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return interrupted
+
+
+def fit(args):
+    """Train an AffinityVAE on DATA_DIR; write the model and its sidecars."""
+    import joblib
+
+    from skavae import AffinityVAE
+
+    start = time.perf_counter()
+    settings, origin = resolve(args)
+    s = settings
+    for name in ("output", "affinity"):  # the saved settings work from anywhere
+        if s[name] is not None:
+            s[name] = os.path.abspath(s[name])
+    device = _check_device(s["device"])
+    output = s["output"]
+    _check_output(output, args.overwrite)
+    quiet = args.quiet
+
+    X, y, names = load_folder(args.data_dir)
+    classes = sorted(set(y.tolist()))
+    if len(X) < 2:
+        raise CLIError(f"{args.data_dir!r} holds {len(X)} file; training needs 2+.")
+    if s["affinity"] is not None:
+        matrix = read_affinity(s["affinity"], y)
+        source = s["affinity"]
+    elif s["metric"] not in (None, "none") and s["gamma"] > 0 and len(classes) > 1:
+        matrix, seconds = folder_affinity(
+            X,
+            y,
+            s["metric"],
+            n_per_class=s["n_per_class"],
+            seed=s["seed"],
+            quiet=quiet,
+        )
+        source = f"{s['metric']} on up to {s['n_per_class']} files per class"
+    else:
+        matrix, source = None, "none (no affinity term)"
+    data = read_all(X, quiet=quiet)
+    shape = "x".join(str(v) for v in data.shape[1:])
+    print(
+        f"Training AffinityVAE on {len(data)} files ({shape}, {len(classes)} "
+        f"classes) from {args.data_dir} for {s['epochs']} epochs on {device}; "
+        f"affinity: {source}.",
+        file=sys.stderr,
+    )
+    vae = AffinityVAE(
+        latent_dims=s["latent_dims"],
+        pose_dims=s["pose_dims"],
+        beta=s["beta"],
+        gamma=s["gamma"],
+        affinity=matrix,
+        filters=tuple(s["filters"]),
+        max_epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        learning_rate=s["learning_rate"],
+        validation_fraction=s["validation_fraction"],
+        n_iter_no_change=s["patience"],
+        device=s["device"],
+        n_threads=s["threads"],
+        random_state=s["seed"],
+        verbose=0 if quiet else 1,
+    )
+    interrupted = _train(vae, data, y)
+    epochs = int(vae.n_iter_)
+    if interrupted and epochs == 0:
+        print(
+            "skavae fit: interrupted before the first epoch completed; no model saved.",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    with atomic_path(output, suffix=".part") as tmp:
+        joblib.dump(vae, tmp)
+    seconds = time.perf_counter() - start
+    written = [output]
+    run = {
+        "data_dir": os.path.abspath(args.data_dir),
+        "n_files": len(data),
+        "object_shape": [int(v) for v in data.shape[1:]],
+        "classes": classes,
+        "epochs_trained": epochs,
+        "interrupted": interrupted,
+        "device": device,
+        "seconds": round(seconds, 2),
+        "skavae_version": skavae.__version__,
+        "final_loss": float(vae.history_["loss"].iloc[-1]),
+    }
+    if "val_loss" in vae.history_ and vae.history_["val_loss"].notna().any():
+        run["final_val_loss"] = float(vae.history_["val_loss"].iloc[-1])
+    config_path = sidecar(output, "toml")
+    write_text(config_path, to_toml(settings, origin, run))
+    history_path = sidecar(output, "history.csv")
+    write_table(history_path, vae.history_)
+    written += [config_path, history_path]
+    if vae.affinity_matrix_ is not None:
+        from skavae.affinity import write_affinity_csv
+
+        affinity_path = sidecar(output, "affinity.csv")
+        write_affinity_csv(vae.affinity_matrix_, affinity_path)
+        written.append(affinity_path)
+    if interrupted:
+        print(
+            f"skavae fit: training interrupted after {epochs} complete epoch(s); "
+            f"the model trained so far is saved to {output}.",
+            file=sys.stderr,
+        )
+    mu, pose = encode_all(vae, data, quiet=quiet, desc="encoding (reference map)")
+    latents_path = sidecar(output, "latents.csv")
+    write_table(latents_path, latents_frame(X.paths, y, mu, pose))
+    written.append(latents_path)
+    last = vae.history_.iloc[-1]
+    val = f", val_loss {last['val_loss']:.4g}" if np.isfinite(last["val_loss"]) else ""
+    print(
+        f"Trained {epochs} epoch(s) in {seconds:.1f} s: loss {last['loss']:.4g}{val}."
+    )
+    print("Wrote " + ", ".join(written))
+    return INTERRUPTED if interrupted else 0
