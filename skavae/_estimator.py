@@ -195,6 +195,9 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Samples per optimiser step. Batches have nearly equal sizes, at least 2.
     learning_rate : float, default=1e-3
         Adam learning rate.
+    max_grad_norm : float or None, default=None
+        Clip the global gradient norm of every step to this value (a guard
+        against rare exploding steps); None does not clip.
     validation_fraction : float, default=0.1
         Fraction of the training data held out to compute ``val_*`` losses each
         epoch (skipped when it would hold fewer than 2 samples).
@@ -302,6 +305,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -328,6 +332,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         max_epochs=30,
         batch_size=64,
         learning_rate=1e-3,
+        max_grad_norm=None,
         validation_fraction=0.1,
         n_iter_no_change=None,
         tol=1e-4,
@@ -351,6 +356,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.max_grad_norm = max_grad_norm
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -660,6 +666,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                     first_epoch=self.n_iter_ + 1,
                     verbose=self.verbose,
                     callback=callback,
+                    max_grad_norm=self.max_grad_norm,
                 )
             except TrainingDiverged as exc:
                 diverged, result = exc, exc.result

@@ -209,7 +209,16 @@ def _restore(module, optimizer, state):
 
 
 def _train_epoch(
-    module, optimizer, source, batches, beta, gamma, target, device, noise
+    module,
+    optimizer,
+    source,
+    batches,
+    beta,
+    gamma,
+    target,
+    device,
+    noise,
+    max_grad_norm=None,
 ):
     """One pass over ``batches``; returns (mean terms, pose sum, pose sq, count).
 
@@ -227,6 +236,8 @@ def _train_epoch(
         total, terms = vae_loss(x, x_hat, mu, log_var, beta, gamma, aff)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
         optimizer.step()
         w = len(idx)
         batch = torch.stack([total.detach(), *(t.detach() for t in terms.values())]) * w
@@ -266,6 +277,7 @@ def train(
     first_epoch=1,
     verbose=0,
     callback=None,
+    max_grad_norm=None,
 ):
     """Run up to ``max_epochs`` epochs; return a dict with the history rows etc.
 
@@ -310,6 +322,7 @@ def train(
                 target,
                 device,
                 noise_generator,
+                max_grad_norm,
             )
             if not all(math.isfinite(v) for v in terms.values()):
                 _restore(module, optimizer, good_state)

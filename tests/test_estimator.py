@@ -414,3 +414,28 @@ def test_fit_on_mrc_folder_streams_files(tmp_path):
     Z = m.transform(stack)
     assert Z.shape == (len(X2D), 3) and Z.dtype == np.float32
     assert set(m.classes_) == set(Y2D)
+
+
+def test_gradient_clipping_bounds_each_step(monkeypatch):
+    norms = []
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        grads = [p.grad for g in self.param_groups for p in g["params"]]
+        norms.append(
+            float(
+                torch.linalg.vector_norm(
+                    torch.stack(
+                        [torch.linalg.vector_norm(gr) for gr in grads if gr is not None]
+                    )
+                )
+            )
+        )
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    AffinityVAE(**FAST).fit(X2D)
+    assert max(norms) > 0.05
+    norms.clear()
+    AffinityVAE(**FAST, max_grad_norm=0.05).fit(X2D)
+    assert max(norms) <= 0.05 * (1 + 1e-5)
