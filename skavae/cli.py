@@ -310,8 +310,14 @@ def _one_line(exc):
     return text
 
 
+def _format_warning(message, category, filename, lineno, line=None):
+    return f"skavae: {category.__name__}: {' '.join(str(message).split())}\n"
+
+
 def main(argv=None):
     """Entry point of the ``skavae`` console script; returns the exit code."""
+    import warnings
+
     from skavae._cli._common import UsageError
 
     parser = build_parser()
@@ -319,6 +325,8 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else 0
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _format_warning  # one line, no source excerpt
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -338,6 +346,8 @@ def main(argv=None):
             file=sys.stderr,
         )
         return 1
+    finally:
+        warnings.formatwarning = previous_format
 
 
 if __name__ == "__main__":  # pragma: no cover

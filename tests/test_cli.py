@@ -1,0 +1,387 @@
+"""The ``skavae`` command line, driven in-process through ``skavae.cli.main``
+(and once through the installed console script for the exit codes)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import tomllib
+
+import skavae
+from skavae import AffinityVAE
+from skavae.affinity import read_affinity_csv
+from skavae.cli import main
+from skavae.datasets import (
+    ALPHANUMERIC_CHARACTERS,
+    ALPHANUMERIC_SEEN,
+    ALPHANUMERIC_UNSEEN,
+    load_mrc_folder,
+)
+
+NOT_TRAINED = sorted(set(ALPHANUMERIC_CHARACTERS) - set(ALPHANUMERIC_SEEN))
+
+TINY_FIT = ["--epochs", "1", "--latent-dims", "3", "--filters", "4,8", "-q"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """A training folder of seen characters and a test folder of all twelve."""
+    root = tmp_path_factory.mktemp("cli")
+    train, test = root / "train", root / "test"
+    common = ["--n-samples", "40", "--size", "16"]
+    assert main(["simulate", "alphanumeric", str(train), *common]) == 0
+    assert main(["simulate", "alphanumeric", str(test), *common, "--classes", "all",
+                 "--seed", "1"]) == 0  # fmt: skip
+    return root, train, test
+
+
+@pytest.fixture(scope="module")
+def model(folders):
+    root, train, _ = folders
+    path = root / "run" / "model.skavae"
+    code = main(["fit", str(train), "--affinity", str(train / "affinity.csv"),
+                 "-o", str(path), *TINY_FIT])  # fmt: skip
+    assert code == 0
+    return path
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err, "no error message"
+    return err[-1]
+
+
+# ----------------------------------------------------------------- help, usage
+def test_version_and_help_with_examples(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == skavae.__version__
+    for command in ("demo", "simulate", "affinity", "fit", "evaluate"):
+        assert main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "examples:" in out and f"skavae {command} " in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["fit"],
+        ["fit", "data", "--epochs", "0"],
+        ["fit", "data", "--beta", "strong"],
+        ["fit", "data", "--filters", "8,x"],
+        ["fit", "data", "--metric", "fsc", "--affinity", "a.csv"],
+        ["simulate", "mnist", "out"],
+        ["affinity", "data", "--metric", "fsc"],  # -o is required
+        ["evaluate", "model.skavae", "data", "--n-neighbors", "-1"],
+    ],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert "error" in capsys.readouterr().err
+
+
+# -------------------------------------------------------------------- simulate
+def test_simulate_writes_labelled_folder_templates_and_affinity(folders):
+    _, train, test = folders
+    X, y = load_mrc_folder(train)
+    assert X.shape == (40, 16, 16)
+    assert set(y) == set(ALPHANUMERIC_SEEN)
+    templates, t_labels = load_mrc_folder(train / "templates")
+    assert sorted(t_labels) == sorted(ALPHANUMERIC_SEEN)
+    A = read_affinity_csv(train / "affinity.csv")
+    assert sorted(A.index) == sorted(ALPHANUMERIC_SEEN)
+    assert np.allclose(np.diag(A), 1.0) and np.allclose(A, A.T)
+    info = pd.read_csv(train / "info.csv", dtype={"label": str})
+    assert set(info["file"]) == {p.name for p in train.glob("*.mrc")}
+    assert (info["file"].str.split("_").str[0] == info["label"]).all()
+    assert info["angle"].abs().max() <= 45
+    _, y_test = load_mrc_folder(test)
+    assert set(ALPHANUMERIC_UNSEEN) <= set(y_test)
+
+
+def test_simulate_volumes_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "tetra"
+    args = ["simulate", "tetraminos", str(out), "--n-samples", "12", "--size", "8"]
+    assert main(args) == 0
+    X, y = load_mrc_folder(out)
+    assert X.shape == (12, 8, 8, 8)
+    assert main(args) == 1  # files exist
+    assert "already exists" in _error_line(capsys)
+    assert main([*args, "--overwrite"]) == 0
+    assert main(["simulate", "proteins", str(tmp_path / "p"), "--classes", "seen"]) == 2
+
+
+# -------------------------------------------------------------------- affinity
+def test_affinity_command_writes_class_matrix(folders, tmp_path, capsys):
+    _, train, _ = folders
+    out = tmp_path / "aff.csv"
+    code = main(["affinity", str(train), "--metric", "mean-difference", "-o", str(out),
+                 "--n-per-class", "3", "-q"])  # fmt: skip
+    assert code == 0
+    A = read_affinity_csv(out)
+    assert sorted(A.index) == sorted(ALPHANUMERIC_SEEN)
+    assert np.allclose(np.diag(A), 1.0) and np.allclose(A, A.T)
+    assert (A.to_numpy() < 1).sum() == len(A) * (len(A) - 1)
+    assert "Written to" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------- fit
+def test_fit_saves_a_joblib_model_and_the_settings_used(folders, model):
+    _, train, _ = folders
+    vae = joblib.load(model)
+    assert isinstance(vae, AffinityVAE)
+    assert vae.n_iter_ == 1 and vae.latent_dims == 3 and vae.filters == (4, 8)
+    assert sorted(vae.classes_) == sorted(ALPHANUMERIC_SEEN)
+    assert vae.transform(load_mrc_folder(train, mmap=False)[0]).shape == (40, 3)
+    run = model.parent
+    config = tomllib.loads((run / "model.toml").read_text())
+    assert config["epochs"] == 1 and config["latent_dims"] == 3
+    assert config["filters"] == [4, 8] and config["beta"] == 1.0
+    assert config["affinity"] == str(train / "affinity.csv")
+    assert config["run"]["n_files"] == 40 and config["run"]["interrupted"] is False
+    history = pd.read_csv(run / "model.history.csv")
+    assert list(history["epoch"]) == [1]
+    latents = pd.read_csv(run / "model.latents.csv", dtype={"label": str})
+    assert list(latents.columns[:3]) == ["path", "file", "label"]
+    assert {"z0", "z1", "z2", "pose0"} <= set(latents.columns)
+    assert set(latents["file"]) == {p.name for p in train.glob("*.mrc")}
+    assert read_affinity_csv(run / "model.affinity.csv").shape == (8, 8)
+    assert not [p for p in run.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_fit_config_file_and_command_line_precedence(folders, tmp_path):
+    _, train, _ = folders
+    config = tmp_path / "settings.toml"
+    config.write_text(
+        'metric = "mean-difference"\nlatent_dims = 2\nepochs = 3\n'
+        "filters = [4, 8]\nn_per_class = 2\n"
+    )
+    out = tmp_path / "m.skavae"
+    assert main(["fit", str(train), "-c", str(config), "--epochs", "1", "-o",
+                 str(out), "-q"]) == 0  # fmt: skip
+    vae = joblib.load(out)
+    assert vae.latent_dims == 2 and vae.n_iter_ == 1
+    saved = (tmp_path / "m.toml").read_text()
+    assert "epochs = 1  # command line" in saved
+    assert "latent_dims = 2  # config" in saved
+    assert "beta = 1.0  # default" in saved
+    # the saved settings are a valid config ([run] is ignored)
+    assert main(["fit", str(train), "-c", str(tmp_path / "m.toml"), "--overwrite",
+                 "-q"]) == 0  # fmt: skip
+    assert joblib.load(out).latent_dims == 2
+
+
+@pytest.mark.parametrize(
+    "text, code, words",
+    [
+        ("epochs = 0\n", 2, ["epochs"]),
+        ("latent_dim = 4\n", 2, ["unknown setting", "latent_dim"]),
+        ("beta = 'high'\n", 2, ["beta", "not a number"]),
+        ("epochs = [1\n", 1, ["not valid TOML"]),
+    ],
+)
+def test_fit_config_errors(folders, tmp_path, capsys, text, code, words):
+    _, train, _ = folders
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    assert main(["fit", str(train), "-c", str(config), "-o",
+                 str(tmp_path / "m.skavae")]) == code  # fmt: skip
+    line = _error_line(capsys)
+    assert str(config) in line and all(w in line for w in words)
+
+
+def test_fit_data_errors_name_the_file(folders, tmp_path, capsys):
+    _, train, _ = folders
+    out = str(tmp_path / "m.skavae")
+    missing = str(tmp_path / "nowhere")
+    assert main(["fit", missing, "-o", out]) == 1
+    assert missing in _error_line(capsys)
+    # affinity CSV missing a class
+    partial = tmp_path / "partial.csv"
+    A = read_affinity_csv(train / "affinity.csv").drop(index="z", columns="z")
+    A.to_csv(partial)
+    assert main(["fit", str(train), "--affinity", str(partial), "-o", out]) == 1
+    line = _error_line(capsys)
+    assert str(partial) in line and "'z'" in line
+    assert main(["fit", str(train), "--affinity", str(tmp_path / "no.csv"),
+                 "-o", out]) == 1  # fmt: skip
+    assert "no.csv" in _error_line(capsys)
+    assert main(["fit", str(train), "--device", "gpu0", "-o", out]) == 2
+    assert "--device" in _error_line(capsys)
+    Path(out).write_text("precious")
+    assert main(["fit", str(train), "-o", out, *TINY_FIT]) == 1
+    assert "--overwrite" in _error_line(capsys)
+    assert Path(out).read_text() == "precious"
+
+
+def _interrupt_validation(monkeypatch, on_call):
+    import skavae._training as training
+
+    real, calls = training.evaluate_loss, []
+
+    def evaluate_loss(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == on_call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate_loss", evaluate_loss)
+
+
+def test_ctrl_c_during_fit_saves_the_model_trained_so_far(
+    folders, tmp_path, monkeypatch, capsys
+):
+    _, train, _ = folders
+    _interrupt_validation(monkeypatch, on_call=2)  # during epoch 2
+    out = tmp_path / "m.skavae"
+    args = ["fit", str(train), "--metric", "none", "-o", str(out), *TINY_FIT]
+    args[args.index("--epochs") + 1] = "5"
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted after 1 complete epoch" in err and str(out) in err
+    vae = joblib.load(out)
+    assert vae.n_iter_ == 1
+    assert vae.transform(load_mrc_folder(train, mmap=False)[0][:4]).shape == (4, 3)
+    config = tomllib.loads((tmp_path / "m.toml").read_text())
+    assert config["run"]["interrupted"] is True
+    assert config["run"]["epochs_trained"] == 1
+
+
+def test_ctrl_c_before_the_first_epoch_saves_nothing(
+    folders, tmp_path, monkeypatch, capsys
+):
+    _, train, _ = folders
+    _interrupt_validation(monkeypatch, on_call=1)
+    out = tmp_path / "m.skavae"
+    assert main(["fit", str(train), "-o", str(out), *TINY_FIT]) == 130
+    assert "no model saved" in capsys.readouterr().err
+    assert not out.exists()
+    assert not list(tmp_path.iterdir())
+
+
+# -------------------------------------------------------------------- evaluate
+def test_evaluate_writes_latents_knn_results_and_figures(folders, model, capsys):
+    root, _, test = folders
+    out = root / "results"
+    assert main(["evaluate", str(model), str(test), "--out", str(out),
+                 "--embedding", "pca", "-q"]) == 0  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert "Hard KNN (k=5) accuracy on held-out seen classes" in stdout
+    for name in ("embedding.png", "confusion_matrix.png", "traversals.png",
+                 "history.png"):  # fmt: skip
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    latents = pd.read_csv(out / "latents.csv", dtype={"label": str})
+    assert set(latents["file"]) == {p.name for p in test.glob("*.mrc")}
+    assert (latents["file"].str.split("_").str[0] == latents["label"]).all()
+    unseen = ~latents["label"].isin(ALPHANUMERIC_SEEN)
+    assert (latents["seen"] == ~unseen).all()
+    assert latents.loc[unseen, "knn_correct"].isna().all()
+    assert latents.loc[~unseen, "knn_correct"].notna().all()
+    assert latents["knn_prediction"].isin(ALPHANUMERIC_SEEN).all()
+    assert not latents["in_reference"].any()
+    soft = pd.read_csv(out / "soft_knn.csv", dtype={"label": str})
+    assert np.allclose(soft[sorted(ALPHANUMERIC_SEEN)].sum(axis=1), 1.0)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["unseen_classes"] == NOT_TRAINED  # 2 p u x
+    assert set(metrics["unseen"]) == set(NOT_TRAINED)
+    assert metrics["evaluation"] == "held-out"
+    seen_rows = latents[~unseen]
+    expected = (seen_rows["knn_prediction"] == seen_rows["label"]).mean()
+    assert metrics["knn_accuracy_seen"] == pytest.approx(expected)
+    report = pd.read_csv(out / "metrics.csv", dtype={"label": str}).set_index("label")
+    assert not report.loc[NOT_TRAINED, "seen"].any()
+    assert report.loc[NOT_TRAINED, "accuracy"].isna().all()
+
+
+def test_evaluate_training_folder_is_cross_validated(folders, model, tmp_path):
+    _, train, _ = folders
+    out = tmp_path / "res"
+    assert main(["evaluate", str(model), str(train), "--out", str(out),
+                 "--no-figures", "-q"]) == 0  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["evaluation"] == "cross-validation"
+    assert metrics["unseen_classes"] == [] and metrics["n_seen_evaluated"] == 40
+    assert pd.read_csv(out / "latents.csv")["in_reference"].all()
+    assert not list(out.glob("*.png"))
+
+
+def test_evaluate_errors_name_the_file(folders, model, tmp_path, capsys):
+    _, train, _ = folders
+    out = str(tmp_path / "res")
+    bad_model = tmp_path / "bad.skavae"
+    bad_model.write_bytes(b"not a pickle")
+    assert main(["evaluate", str(bad_model), str(train), "--out", out]) == 1
+    assert str(bad_model) in _error_line(capsys)
+    assert main(["evaluate", str(tmp_path / "none.skavae"), str(train)]) == 1
+    assert "none.skavae" in _error_line(capsys)
+    # unreadable .mrc file
+    broken = tmp_path / "broken"
+    shutil.copytree(train, broken, ignore=shutil.ignore_patterns("templates"))
+    (broken / "a_99999.mrc").write_bytes(b"\0" * 100)
+    assert main(["evaluate", str(model), str(broken), "--out", out]) == 1
+    assert "a_99999.mrc" in _error_line(capsys)
+    # mixed shapes
+    mixed = tmp_path / "mixed"
+    main(["simulate", "alphanumeric", str(mixed), "--n-samples", "8", "--size", "16"])
+    capsys.readouterr()
+    main(["simulate", "alphanumeric", str(tmp_path / "big"), "--n-samples", "1",
+          "--size", "20"])  # fmt: skip
+    shutil.copy(next((tmp_path / "big").glob("*.mrc")), mixed / "z_99999.mrc")
+    assert main(["evaluate", str(model), str(mixed), "--out", out]) == 1
+    assert "z_99999.mrc" in _error_line(capsys)
+    # objects of another shape than the model's
+    assert main(["evaluate", str(model), str(tmp_path / "big"), "--out", out]) == 1
+    assert "shape" in _error_line(capsys)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception, match="nowhere"):
+        main(["--debug", "fit", str(tmp_path / "nowhere")])
+
+
+def test_console_script_exit_codes(tmp_path):
+    script = shutil.which("skavae", path=os.path.dirname(sys.executable))
+    assert script is not None
+    missing = str(tmp_path / "nowhere")
+    run = subprocess.run([script, "fit", missing], capture_output=True, text=True)
+    assert run.returncode == 1
+    assert run.stderr.count("\n") == 1 and missing in run.stderr
+    assert "Traceback" not in run.stderr
+    run = subprocess.run(
+        [script, "fit", missing, "--epochs", "zero"], capture_output=True, text=True
+    )
+    assert run.returncode == 2 and "--epochs" in run.stderr
+
+
+# ------------------------------------------------------------------------ demo
+def test_demo_tiny_writes_figures_and_metrics(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--n-samples", "160", "--size", "16", "--epochs", "1",
+                 "--out", str(out)]) == 0  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert "Hard KNN (k=5) accuracy on held-out seen characters:" in stdout
+    assert "Unseen characters on the latent map (nearest seen class):" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["unseen"]) == set(ALPHANUMERIC_UNSEEN)
+    assert 0 <= metrics["knn_accuracy_seen"] <= 1
+    for name in ("embedding.png", "confusion_matrix.png", "traversals.png",
+                 "history.png", "metrics.csv", "history.csv", "affinity.csv",
+                 "latents.csv"):  # fmt: skip
+        assert (out / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_demo_default_shows_the_method_working(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["knn_accuracy_seen"] >= 0.95
+    assert metrics["unseen"]["2"]["nearest_centre"] == "z"
+    assert "2: nearest centre z" in capsys.readouterr().out
