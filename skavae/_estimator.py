@@ -18,7 +18,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     check_consistent_length,
     check_is_fitted,
@@ -32,6 +32,7 @@ from skavae._training import (
     HISTORY_COLUMNS,
     AffinityTarget,
     BatchSource,
+    TrainConfig,
     TrainingDiverged,
     evaluate_loss,
     make_batches,
@@ -198,6 +199,10 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     max_grad_norm : float or None, default=None
         Clip the global gradient norm of every step to this value (a guard
         against rare exploding steps); None does not clip.
+    precision : {"float32", "bf16"}, default="float32"
+        ``"bf16"`` trains with bfloat16 autocast (forward pass and loss; weights,
+        gradients and optimiser state stay float32). Mainly for GPUs with
+        bfloat16 units; ``transform`` and ``score`` always run in float32.
     validation_fraction : float, default=0.1
         Fraction of the training data held out to compute ``val_*`` losses each
         epoch (skipped when it would hold fewer than 2 samples).
@@ -306,6 +311,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "precision": [StrOptions({"float32", "bf16"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -333,6 +339,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         batch_size=64,
         learning_rate=1e-3,
         max_grad_norm=None,
+        precision="float32",
         validation_fraction=0.1,
         n_iter_no_change=None,
         tol=1e-4,
@@ -357,6 +364,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.max_grad_norm = max_grad_norm
+        self.precision = precision
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -644,6 +652,17 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 self._fingerprint(X, filters), seed, gen, noise, module, optimizer
             )
 
+        config = TrainConfig(
+            beta=self.beta,
+            gamma=self.gamma,
+            batch_size=self.batch_size,
+            max_epochs=epochs,
+            n_iter_no_change=None if partial else self.n_iter_no_change,
+            tol=self.tol,
+            max_grad_norm=self.max_grad_norm,
+            precision=self.precision,
+            verbose=self.verbose,
+        )
         diverged = None
         with _torch_threads(self.n_threads):
             try:
@@ -653,20 +672,13 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                     source,
                     train_idx,
                     val_idx,
-                    beta=self.beta,
-                    gamma=self.gamma,
+                    config,
                     target=target,
-                    batch_size=self.batch_size,
-                    max_epochs=epochs,
                     generator=gen,
                     noise_generator=noise,
                     device=device,
-                    n_iter_no_change=None if partial else self.n_iter_no_change,
-                    tol=self.tol,
                     first_epoch=self.n_iter_ + 1,
-                    verbose=self.verbose,
                     callback=callback,
-                    max_grad_norm=self.max_grad_norm,
                 )
             except TrainingDiverged as exc:
                 diverged, result = exc, exc.result

@@ -8,10 +8,13 @@ than memory can be trained on.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,6 +32,8 @@ HISTORY_COLUMNS = [
     "val_recon",
     "val_kl",
     "val_affinity",
+    "beta",
+    "gamma",
     "seconds",
 ]
 
@@ -208,17 +213,44 @@ def _restore(module, optimizer, state):
     optimizer.load_state_dict(state[1])
 
 
+@dataclass
+class TrainConfig:
+    """The knobs of one call to :func:`train`.
+
+    ``beta_factor`` and ``gamma_factor`` map the 0-based index of an epoch (over
+    the whole training, warm starts included) to a factor of ``beta`` and
+    ``gamma``: annealing schedules. ``precision="bf16"`` runs the forward pass and
+    the loss under bfloat16 autocast (weights and optimiser stay float32).
+    """
+
+    beta: float
+    gamma: float
+    batch_size: int
+    max_epochs: int
+    n_iter_no_change: int | None = None
+    tol: float = 1e-4
+    max_grad_norm: float | None = None
+    precision: str = "float32"
+    beta_factor: Callable[[int], float] = field(default=lambda epoch: 1.0)
+    gamma_factor: Callable[[int], float] = field(default=lambda epoch: 1.0)
+    verbose: int = 0
+
+    def weights(self, epoch):
+        """Effective (beta, gamma) of the 1-based ``epoch``."""
+        return (
+            self.beta * float(self.beta_factor(epoch - 1)),
+            self.gamma * float(self.gamma_factor(epoch - 1)),
+        )
+
+
+def _autocast(device, precision):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _train_epoch(
-    module,
-    optimizer,
-    source,
-    batches,
-    beta,
-    gamma,
-    target,
-    device,
-    noise,
-    max_grad_norm=None,
+    module, optimizer, source, batches, config, beta, gamma, target, device, noise
 ):
     """One pass over ``batches``; returns (mean terms, pose sum, pose sq, count).
 
@@ -231,13 +263,16 @@ def _train_epoch(
     count = 0
     for idx in batches:
         x = source.get(idx, device)
-        x_hat, mu, log_var, pose = module(x, generator=noise)
         aff = target(idx, device) if target is not None else None
-        total, terms = vae_loss(x, x_hat, mu, log_var, beta, gamma, aff)
+        with _autocast(device, config.precision):
+            x_hat, mu, log_var, pose = module(x, generator=noise)
+            total, terms = vae_loss(
+                x, x_hat.float(), mu.float(), log_var.float(), beta, gamma, aff
+            )
         optimizer.zero_grad(set_to_none=True)
         total.backward()
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
+        if config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), config.max_grad_norm)
         optimizer.step()
         w = len(idx)
         batch = torch.stack([total.detach(), *(t.detach() for t in terms.values())]) * w
@@ -263,23 +298,16 @@ def train(
     source,
     train_idx,
     val_idx,
+    config,
     *,
-    beta,
-    gamma,
     target,
-    batch_size,
-    max_epochs,
     generator,
     noise_generator,
     device,
-    n_iter_no_change=None,
-    tol=1e-4,
     first_epoch=1,
-    verbose=0,
     callback=None,
-    max_grad_norm=None,
 ):
-    """Run up to ``max_epochs`` epochs; return a dict with the history rows etc.
+    """Run up to ``config.max_epochs`` epochs; return a dict with the history rows.
 
     ``callback(rows, pose_stats)``, when given, is called after every complete
     epoch (e.g. to write a checkpoint).
@@ -298,6 +326,8 @@ def train(
         optimiser's state are restored to those at the end of the last good
         epoch before raising.
     """
+    n_iter_no_change, tol, verbose = config.n_iter_no_change, config.tol, config.verbose
+    max_epochs, batch_size = config.max_epochs, config.batch_size
     rows = []
     diverged = None
     good_state = _snapshot(module, optimizer)
@@ -312,17 +342,18 @@ def train(
         for epoch in bar:
             start = time.perf_counter()
             batches = make_batches(train_idx, batch_size, generator)
+            beta, gamma = config.weights(epoch)
             terms, pose_sum, pose_sq, count = _train_epoch(
                 module,
                 optimizer,
                 source,
                 batches,
+                config,
                 beta,
                 gamma,
                 target,
                 device,
                 noise_generator,
-                max_grad_norm,
             )
             if not all(math.isfinite(v) for v in terms.values()):
                 _restore(module, optimizer, good_state)
@@ -334,7 +365,7 @@ def train(
                     "learning_rate or beta, or check the input scaling."
                 )
                 break
-            row = {"epoch": epoch, **terms}
+            row = {"epoch": epoch, **terms, "beta": beta, "gamma": gamma}
             if len(val_idx):
                 val = evaluate_loss(
                     module, source, val_idx, beta, gamma, target, batch_size, device
