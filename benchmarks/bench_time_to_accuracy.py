@@ -64,7 +64,8 @@ def run(name, X, y, templates, budget, baseline_batch):
                 acc = knn_accuracy(base.transform(Xtr), ytr, base.transform(Xte), yte)
             curves[who].append((spent[who], acc))
             print(
-                f"  {name} {who:8s} epoch {epoch:3d} t={spent[who]:7.1f}s acc={acc:.3f}",
+                f"  {name} {who:8s} epoch {epoch:3d} "
+                f"t={spent[who]:7.1f}s acc={acc:.3f}",
                 flush=True,
             )
     best_base = max(a for _, a in curves["baseline"])
