@@ -98,8 +98,8 @@ def simulate(args):
     shape = "x".join(str(s) for s in X.shape[1:])
     print(
         f"Wrote {len(paths)} {args.dataset} objects ({shape}, classes "
-        f"{' '.join(labels)}) to {out}/, with templates/, info.csv and "
-        f"affinity.csv ({metric_name} on the templates) in "
+        f"{' '.join(labels)}) to {os.path.join(out, '')}, with templates/, "
+        f"info.csv and affinity.csv ({metric_name} on the templates) in "
         f"{time.perf_counter() - start:.1f} s."
     )
     return 0
