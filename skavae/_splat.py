@@ -219,7 +219,8 @@ def render_splats(
         Bound on the elements of the largest per-chunk intermediate (see above).
     checkpoint : bool, default=None
         Recompute each chunk in the backward pass; None: in 3D when gradients
-        are recorded.
+        are recorded. A batch that fits in one chunk is never checkpointed (its
+        intermediate is within the bound already).
 
     Returns
     -------
