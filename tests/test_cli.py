@@ -341,6 +341,35 @@ def test_evaluate_errors_name_the_file(folders, model, tmp_path, capsys):
     assert "shape" in _error_line(capsys)
 
 
+def test_evaluate_model_fitted_without_labels(folders, tmp_path):
+    _, train, _ = folders
+    X, _ = load_mrc_folder(train, mmap=False)
+    vae = AffinityVAE(latent_dims=2, filters=(4, 8), max_epochs=1, random_state=0)
+    joblib.dump(vae.fit(X), tmp_path / "unsup.skavae")
+    out = tmp_path / "res"
+    assert main(["evaluate", str(tmp_path / "unsup.skavae"), str(train), "--out",
+                 str(out), "--no-figures", "-q"]) == 0  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["evaluation"] == "cross-validation"
+    assert sorted(metrics["seen_classes"]) == sorted(ALPHANUMERIC_SEEN)
+    assert "seen-class files" in metrics["reference"]
+
+
+def test_evaluate_parquet_needs_pyarrow(folders, model, tmp_path, capsys):
+    _, train, _ = folders
+    argv = ["evaluate", str(model), str(train), "--out", str(tmp_path / "res"),
+            "--format", "parquet", "--no-figures", "-q"]  # fmt: skip
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        assert main(argv) == 1
+        assert "pyarrow" in _error_line(capsys)
+    else:
+        assert main(argv) == 0
+        latents = pd.read_parquet(tmp_path / "res" / "latents.parquet")
+        assert len(latents) == 40
+
+
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(Exception, match="nowhere"):
         main(["--debug", "fit", str(tmp_path / "nowhere")])

@@ -97,6 +97,14 @@ def evaluate(args):
     from skavae.evaluation import seen_unseen_confusion
 
     start = time.perf_counter()
+    if args.format == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise CLIError(
+                "--format parquet needs pyarrow (pip install pyarrow); "
+                "use --format csv."
+            ) from None
     model = load_model(args.model)
     X, y, names = load_folder(args.data_dir)
     if tuple(X.shape[1:]) != tuple(model.input_shape_):
@@ -132,14 +140,6 @@ def evaluate(args):
         y[counted], hard[counted], seen_classes=classes, normalize=False
     )
     fmt = args.format
-    if fmt == "parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise CLIError(
-                "--format parquet needs pyarrow (pip install pyarrow); "
-                "use --format csv."
-            ) from None
     written = write_tables(args.out, res["report"], confusion, latents, soft, fmt)
 
     placement = unseen_placement(res["report"])
