@@ -28,6 +28,7 @@ from sklearn.utils.validation import (
 
 from skavae._checkpoint import clear_checkpoints, load_checkpoint, save_checkpoint
 from skavae._network import AffinityVAENetwork
+from skavae._schedules import make_schedule
 from skavae._training import (
     HISTORY_COLUMNS,
     AffinityTarget,
@@ -190,6 +191,18 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         ``2 ** len(filters)`` internally and outputs cropped back.
     batch_norm : bool, default=True
         Batch normalisation after each convolution.
+    decoder : {"conv", "splat"}, default="conv"
+        ``"conv"``: transposed convolutions mirroring the encoder; the pose is a
+        free code. ``"splat"``: the latent code predicts ``n_splats`` isotropic
+        Gaussians (centres, widths, signed weights) in the object's frame, which
+        are rotated by the pose — an explicit rotation: an angle in radians in
+        2D (``pose_dims`` 1, or 3 with two shifts), an axis-angle vector in 3D
+        (``pose_dims`` 3, or 6 with three shifts); 1D signals only shift
+        (``pose_dims`` 0 or 1) — rendered on the voxel grid
+        (separably, in chunks of bounded memory) and refined by a small residual
+        convolution block.
+    n_splats : int, default=32
+        Number of Gaussians of the splat decoder.
     max_epochs : int, default=30
         Epochs per call to ``fit``.
     batch_size : int, default=64
@@ -212,6 +225,23 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         None trains for ``max_epochs``.
     tol : float, default=1e-4
         Improvement threshold for early stopping.
+    beta_schedule, gamma_schedule : str, callable or array-like, default="constant"
+        Per-epoch factor applied to ``beta`` / ``gamma`` (annealing). Names:
+        ``"constant"`` (1), cyclical ``"linear"``, ``"cosine"``, ``"sigmoid"``
+        (Fu et al. 2019: ``schedule_cycles`` cycles over ``max_epochs``; each
+        rises from ``schedule_min`` to 1 over the first ``schedule_ratio`` of the
+        cycle, then holds 1) and ``"ramp"`` (one linear rise over the first
+        ``schedule_ratio`` of ``max_epochs``). A callable gets the 0-based epoch
+        index (counted over warm starts and ``partial_fit`` calls); an array
+        gives one factor per epoch, its last value held. Applied per epoch (as
+        the paper's reference implementation); the effective values are in
+        ``history_["beta"]`` and ``history_["gamma"]``.
+    schedule_cycles : int, default=4
+        Cycles of the cyclical schedules.
+    schedule_ratio : float, default=0.5
+        Fraction of a cycle (or of the ramp) spent rising.
+    schedule_min : float, default=0.0
+        Factor at the start of each rise.
     input_shape : tuple of int or None, default=None
         Spatial shape ``(H, W)`` or ``(D, H, W)`` of flat ``(n, features)``
         input. None: 2D input is read as 1D signals, 3D/4D input as images/volumes.
@@ -307,6 +337,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "affinity": [None, callable, pd.DataFrame],
         "filters": ["array-like"],
         "batch_norm": ["boolean"],
+        "decoder": [StrOptions({"conv", "splat"})],
+        "n_splats": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -315,6 +347,11 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "beta_schedule": [str, callable, "array-like"],
+        "gamma_schedule": [str, callable, "array-like"],
+        "schedule_cycles": [Interval(Integral, 1, None, closed="left")],
+        "schedule_ratio": [Interval(Real, 0, 1, closed="right")],
+        "schedule_min": [Interval(Real, 0, 1, closed="both")],
         "input_shape": [None, "array-like"],
         "standardize": ["boolean"],
         "device": [str, torch.device],
@@ -335,6 +372,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         affinity=None,
         filters=(8, 16, 32, 64),
         batch_norm=True,
+        decoder="conv",
+        n_splats=32,
         max_epochs=30,
         batch_size=64,
         learning_rate=1e-3,
@@ -343,6 +382,11 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         validation_fraction=0.1,
         n_iter_no_change=None,
         tol=1e-4,
+        beta_schedule="constant",
+        gamma_schedule="constant",
+        schedule_cycles=4,
+        schedule_ratio=0.5,
+        schedule_min=0.0,
         input_shape=None,
         standardize=True,
         device="auto",
@@ -360,6 +404,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.affinity = affinity
         self.filters = filters
         self.batch_norm = batch_norm
+        self.decoder = decoder
+        self.n_splats = n_splats
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -368,6 +414,11 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.beta_schedule = beta_schedule
+        self.gamma_schedule = gamma_schedule
+        self.schedule_cycles = schedule_cycles
+        self.schedule_ratio = schedule_ratio
+        self.schedule_min = schedule_min
         self.input_shape = input_shape
         self.standardize = standardize
         self.device = device
@@ -494,6 +545,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 self.pose_dims,
                 filters,
                 batch_norm=self.batch_norm,
+                decoder=self.decoder,
+                n_splats=self.n_splats,
             )
 
     def _affinity_target(self, X, y, source, seed, first):
@@ -526,6 +579,29 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.affinity_matrix_.to_numpy(copy=True), dtype=torch.float32
         )
         return AffinityTarget(codes=codes, class_matrix=matrix)
+
+    def _schedule(self, spec, name):
+        try:
+            return make_schedule(
+                spec,
+                n_epochs=self.max_epochs,
+                n_cycles=self.schedule_cycles,
+                ratio=self.schedule_ratio,
+                min_value=self.schedule_min,
+            )
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+
+    def _check_decoder(self, spatial):
+        if self.decoder != "splat":
+            return
+        allowed = {1: (0, 1), 2: (1, 3), 3: (3, 6)}[len(spatial)]
+        if self.pose_dims not in allowed:
+            raise ValueError(
+                f"decoder='splat' on {len(spatial)}D data needs pose_dims in "
+                f"{allowed} (1D: [a shift]; 2D: an angle [+ 2 shifts]; 3D: an "
+                f"axis-angle vector [+ 3 shifts]); got pose_dims={self.pose_dims}."
+            )
 
     def _fingerprint(self, X, filters):
         """What a checkpoint must agree on to be resumed by this fit."""
@@ -587,6 +663,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         )
         device = resolve_device(self.device)
         checkpoints = self.checkpoint_dir is not None and not partial
+        self._check_decoder(spatial)
 
         resume = None
         if first:
@@ -661,6 +738,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             tol=self.tol,
             max_grad_norm=self.max_grad_norm,
             precision=self.precision,
+            beta_factor=self._schedule(self.beta_schedule, "beta_schedule"),
+            gamma_factor=self._schedule(self.gamma_schedule, "gamma_schedule"),
             verbose=self.verbose,
         )
         diverged = None

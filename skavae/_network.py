@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from skavae._splat import SplatDecoder
+
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -58,9 +60,25 @@ class AffinityVAENetwork(nn.Module):
         the depth of the network.
     batch_norm : bool
         Whether each stage has batch normalisation.
+    decoder : {"conv", "splat"}, default="conv"
+        ``"conv"``: transposed convolutions mirroring the encoder, the pose a free
+        code. ``"splat"``: :class:`~skavae._splat.SplatDecoder`, Gaussians
+        predicted from ``z`` and rotated by the pose as an explicit rotation
+        (2D: ``pose_dims`` 1 or 3; 3D: 3 or 6).
+    n_splats : int, default=32
+        Number of Gaussians of the splat decoder.
     """
 
-    def __init__(self, input_shape, latent_dims, pose_dims, filters, batch_norm=True):
+    def __init__(
+        self,
+        input_shape,
+        latent_dims,
+        pose_dims,
+        filters,
+        batch_norm=True,
+        decoder="conv",
+        n_splats=32,
+    ):
         super().__init__()
         ndim = len(input_shape)
         if ndim not in _CONV:
@@ -84,6 +102,13 @@ class AffinityVAENetwork(nn.Module):
         self.log_var = nn.Linear(flat, latent_dims)
         self.pose = nn.Linear(flat, pose_dims) if pose_dims > 0 else None
 
+        self.splat = None
+        if decoder == "splat":
+            # rendered on the true grid: its centre is the centre of rotation
+            self.splat = SplatDecoder(
+                self.input_shape, latent_dims, pose_dims, n_splats=n_splats
+            )
+            return
         self.decoder_input = nn.Sequential(
             nn.Linear(latent_dims + pose_dims, flat), nn.LeakyReLU(0.1)
         )
@@ -112,6 +137,8 @@ class AffinityVAENetwork(nn.Module):
 
     def decode(self, z, pose=None):
         """Map latents (B, latent_dims) and pose (B, pose_dims) to (B, 1, *shape)."""
+        if self.splat is not None:
+            return self.splat(z, pose)
         if self.pose is not None:
             if pose is None:
                 pose = z.new_zeros((z.shape[0], self.pose_dims))

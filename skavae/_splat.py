@@ -43,8 +43,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
-_ROTATION_DIMS = {2: 1, 3: 3}
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_ROTATION_DIMS = {1: 0, 2: 1, 3: 3}  # 1D signals have no rotation, only a shift
 DEFAULT_CHUNK_ELEMENTS = 2**22  # 16 MiB of float32 per chunk intermediate
 
 
@@ -78,7 +78,7 @@ def grid_coordinates(shape, *, dtype=torch.float32, device=None):
 
 def _check_pose(pose, ndim):
     if ndim not in _ROTATION_DIMS:
-        raise ValueError(f"ndim must be 2 or 3; got {ndim!r}.")
+        raise ValueError(f"ndim must be 1, 2 or 3; got {ndim!r}.")
     need = _ROTATION_DIMS[ndim]
     if pose.ndim != 2 or pose.shape[1] < need:
         what = "an angle" if ndim == 2 else "an axis-angle vector"
@@ -126,6 +126,8 @@ def rotation_matrices(pose, ndim):
     [[0.0, 1.0, 0.0]]
     """
     _check_pose(pose, ndim)
+    if ndim == 1:
+        return pose.new_ones((pose.shape[0], 1, 1))
     if ndim == 2:
         theta = pose[:, 0]
         c, s = torch.cos(theta), torch.sin(theta)
@@ -159,6 +161,11 @@ def _profiles(centres, widths, coords):
         torch.exp(-((x[None, None, :] - centres[:, :, d, None]) ** 2) * inv[:, :, None])
         for d, x in enumerate(coords)
     ]
+
+
+def _render_1d(centres, widths, weights, coords):
+    (p0,) = _profiles(centres, widths, coords)
+    return (weights[:, :, None] * p0).sum(1)
 
 
 def _render_2d(centres, widths, weights, coords):
@@ -237,8 +244,8 @@ def render_splats(
     """
     shape = tuple(int(s) for s in shape)
     ndim = len(shape)
-    if ndim not in (2, 3):
-        raise ValueError(f"Splats render on 2D or 3D grids; got shape {shape}.")
+    if ndim not in (1, 2, 3):
+        raise ValueError(f"Splats render on 1D, 2D or 3D grids; got shape {shape}.")
     if centres.ndim != 3 or centres.shape[2] != ndim:
         raise ValueError(
             f"centres must have shape (B, K, {ndim}); got {tuple(centres.shape)}."
@@ -251,7 +258,10 @@ def render_splats(
         )
     b, k = bk
     coords = grid_coordinates(shape, dtype=centres.dtype, device=centres.device)
-    if ndim == 2:
+    if ndim == 1:
+        render = _render_1d
+        per_sample = k * shape[0]
+    elif ndim == 2:
         render = _render_2d
         per_sample = max(k * max(shape), math.prod(shape))
     else:
@@ -358,9 +368,10 @@ class SplatDecoder(nn.Module):
         super().__init__()
         shape = tuple(int(s) for s in input_shape)
         ndim = len(shape)
-        if ndim not in (2, 3) or min(shape) < 1:
+        if ndim not in (1, 2, 3) or min(shape) < 1:
             raise ValueError(
-                "The splat decoder draws 2D images or 3D volumes; got input shape "
+                "The splat decoder draws 1D signals, 2D images or 3D volumes; got "
+                "input shape "
                 f"{tuple(input_shape)}."
             )
         for name, value in (
@@ -374,11 +385,11 @@ class SplatDecoder(nn.Module):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}.")
         rot = _ROTATION_DIMS[ndim]
         if pose_dims not in (rot, rot + ndim):
-            what = (
-                "1 (an angle) or 3 (an angle and a 2D shift)"
-                if ndim == 2
-                else "3 (an axis-angle vector) or 6 (axis-angle and a 3D shift)"
-            )
+            what = {
+                1: "0 (none) or 1 (a shift)",
+                2: "1 (an angle) or 3 (an angle and a 2D shift)",
+                3: "3 (an axis-angle vector) or 6 (axis-angle and a 3D shift)",
+            }[ndim]
             raise ValueError(
                 f"The {ndim}D splat decoder needs pose_dims = {what}; got "
                 f"pose_dims={pose_dims!r}."

@@ -17,7 +17,19 @@ def _expected_failed_checks(estimator):
             max_epochs=2,
             batch_size=16,
             random_state=0,
-        )
+        ),
+        AffinityVAE(
+            latent_dims=2,
+            filters=(4, 8),
+            max_epochs=2,
+            batch_size=16,
+            decoder="splat",
+            n_splats=4,
+            beta_schedule="cosine",
+            gamma_schedule="ramp",
+            schedule_cycles=1,
+            random_state=0,
+        ),
     ],
     expected_failed_checks=_expected_failed_checks,
 )

@@ -91,7 +91,7 @@ def test_rotation_needs_enough_pose_columns():
         rotation_matrices(torch.zeros(2, 2), 3)
     with pytest.raises(ValueError, match="2D rotation needs"):
         rotation_matrices(torch.zeros(2, 0), 2)
-    with pytest.raises(ValueError, match="ndim must be 2 or 3"):
+    with pytest.raises(ValueError, match="ndim must be 1, 2 or 3"):
         rotation_matrices(torch.zeros(2, 3), 4)
 
 
@@ -132,8 +132,8 @@ def test_chunked_render_equals_unchunked_with_gradients(shape, checkpoint):
 
 def test_render_validates_shapes():
     c, w, a = _random_splats(2, 3, 2)
-    with pytest.raises(ValueError, match="2D or 3D grids"):
-        render_splats(c, w, a, (5,))
+    with pytest.raises(ValueError, match="1D, 2D or 3D grids"):
+        render_splats(c, w, a, (5, 5, 5, 5))
     with pytest.raises(ValueError, match="centres must have shape"):
         render_splats(c, w, a, (5, 5, 5))
     with pytest.raises(ValueError, match="widths and weights"):
@@ -294,7 +294,8 @@ def test_no_pose_is_identity_pose():
         ((8, 8, 8), 4, "pose_dims=4"),
         ((8, 8), 2, "2D splat decoder needs pose_dims = 1 .* or 3"),
         ((8, 8), 0, "pose_dims=0"),
-        ((8,), 1, "2D images or 3D volumes"),
+        ((8,), 2, "1D splat decoder needs pose_dims = 0 .* or 1"),
+        ((2, 2, 2, 2), 1, "1D signals, 2D images or 3D volumes"),
     ],
 )
 def test_bad_pose_dims_and_shapes(shape, pose_dims, match):
@@ -310,3 +311,15 @@ def test_bad_sizes_and_inputs():
         dec(torch.zeros(2, 4), torch.zeros(2, 1))
     with pytest.raises(ValueError, match="pose must have shape \\(2, 1\\)"):
         dec(torch.zeros(2, 3), torch.zeros(2, 2))
+
+
+def test_1d_signals_only_shift():
+    """In 1D the pose is a translation: shifting the pose shifts the signal."""
+    torch.manual_seed(0)
+    dec = SplatDecoder((16,), latent_dims=2, pose_dims=1, n_splats=4, refine=False)
+    z = torch.randn(1, 2)
+    h = 2.0 / 16  # one voxel in grid units
+    a = dec(z, torch.zeros(1, 1))[0, 0]
+    b = dec(z, torch.full((1, 1), 2 * h))[0, 0]
+    torch.testing.assert_close(b[2:], a[:-2], rtol=1e-5, atol=1e-6)
+    assert SplatDecoder((16,), 2, 0)(z).shape == (1, 1, 16)
