@@ -139,6 +139,13 @@ def _add_demo(sub):
         help="2D embedding of the latent map figure (default: pca, fast; umap "
         "and tsne take about a minute more)",
     )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="torch CPU threads (default 1: fastest for this small model, and "
+        "unaffected by other processes on a busy machine)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="progress bar")
     p.set_defaults(func="demo")
 

@@ -73,6 +73,7 @@ def demo(args):
         affinity=affinity,
         max_epochs=args.epochs,
         random_state=args.seed,
+        n_threads=args.threads,
         verbose=int(args.verbose),
     )
     pipe = make_pipeline(vae, KNeighborsClassifier(n_neighbors=5))
