@@ -221,6 +221,26 @@ def test_fit_data_errors_name_the_file(folders, tmp_path, capsys):
     assert Path(out).read_text() == "precious"
 
 
+def test_fit_streams_large_folders_from_the_files(folders, tmp_path, monkeypatch):
+    import skavae._cli._fit as fit_module
+    from skavae.datasets import MRCStack
+
+    _, train, _ = folders
+    seen = []
+    real_fit = AffinityVAE.fit
+
+    def fit(self, X, y=None):
+        seen.append(type(X))
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(fit_module, "IN_MEMORY_BYTES", 1000)
+    monkeypatch.setattr(AffinityVAE, "fit", fit)
+    out = tmp_path / "m.skavae"
+    assert main(["fit", str(train), "-o", str(out), *TINY_FIT]) == 0
+    assert seen == [MRCStack]
+    assert joblib.load(out).n_iter_ == 1
+
+
 def _interrupt_validation(monkeypatch, on_call):
     import skavae._training as training
 

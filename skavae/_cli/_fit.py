@@ -27,6 +27,7 @@ from skavae._cli._common import (
 from skavae._cli._config import resolve, to_toml
 
 INTERRUPTED = 130  # exit code after Ctrl-C (128 + SIGINT), as shells use
+IN_MEMORY_BYTES = 2 * 2**30  # folders up to this size are read into memory
 
 
 def _check_device(device):
@@ -103,7 +104,15 @@ def fit(args):
         source = f"{s['metric']} on up to {s['n_per_class']} files per class"
     else:
         matrix, source = None, "none (no affinity term)"
-    data = read_all(X, quiet=quiet)
+    if X.size * 4 <= IN_MEMORY_BYTES:
+        data = read_all(X, quiet=quiet)  # fast epochs: read every file once
+    else:  # larger folders are streamed from the files, batch by batch
+        data = X
+        print(
+            f"{args.data_dir}: {X.size * 4 / 2**30:.1f} GiB of data, streamed from "
+            "the files each epoch.",
+            file=sys.stderr,
+        )
     shape = "x".join(str(v) for v in data.shape[1:])
     print(
         f"Training AffinityVAE on {len(data)} files ({shape}, {len(classes)} "
