@@ -29,6 +29,10 @@ def plot_history(model_or_history, *, terms=TERMS, logy=False):
         ``len(terms)`` axes; validation curves are dashed and drawn when the
         history has them.
 
+    See Also
+    --------
+    skavae.AffinityVAE : Its ``history_`` is what is drawn.
+
     Examples
     --------
     >>> import pandas as pd

@@ -236,6 +236,11 @@ def make_alphanumeric(
     RuntimeError
         If ``font`` is None and no TrueType font can be found.
 
+    See Also
+    --------
+    make_tetraminos : The paper's 3D toy data set.
+    skavae.affinity.class_affinity_matrix : Class matrix from the templates.
+
     Examples
     --------
     >>> from skavae.datasets import make_alphanumeric

@@ -67,6 +67,33 @@ class MRCStack:
         Always float32 (the dtype of what indexing returns).
     ndim : int
         ``1 + len(volume_shape)``.
+    size : int
+        Number of values, ``prod(shape)``.
+
+    See Also
+    --------
+    load_mrc_folder : Builds a stack from a folder (use it, not the constructor).
+    save_mrc_folder : Writes a folder that reads back as a stack.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from skavae.datasets import load_mrc_folder, save_mrc_folder
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> X = np.arange(4 * 8 * 8, dtype=np.float32).reshape(4, 8, 8)
+    >>> _ = save_mrc_folder(X, ["a", "a", "b", "b"], tmp.name)
+    >>> stack, y = load_mrc_folder(tmp.name)
+    >>> stack
+    MRCStack(shape=(4, 8, 8), dtype=float32, files=4)
+    >>> len(stack), stack.ndim, stack.size
+    (4, 3, 256)
+    >>> stack[[1, 3]].shape                  # reads two files
+    (2, 8, 8)
+    >>> float(stack[2, 0, 1])                # one value of the third image
+    129.0
+    >>> bool(np.array_equal(np.asarray(stack), X))
+    True
+    >>> tmp.cleanup()
     """
 
     dtype = np.dtype(np.float32)
@@ -79,14 +106,17 @@ class MRCStack:
 
     @property
     def shape(self):
+        """``(n_files, *volume_shape)``."""
         return (len(self.paths), *self._volume_shape)
 
     @property
     def ndim(self):
+        """Number of array dimensions, ``1 + len(volume_shape)``."""
         return 1 + len(self._volume_shape)
 
     @property
     def size(self):
+        """Number of values of the whole stack."""
         return int(np.prod(self.shape))
 
     def __len__(self):
@@ -198,7 +228,7 @@ def load_mrc_folder(
 
     Returns
     -------
-    X : MRCStack or ndarray of shape (n_files, *volume_shape)
+    X : MRCStack or ndarray of shape (n_files, D, H, W) or (n_files, H, W)
         The objects, in the files' array order (z, y, x), as float32.
     y : ndarray of shape (n_files,), dtype str
         Labels.
@@ -211,6 +241,11 @@ def load_mrc_folder(
         If the folder does not exist or holds no matching file, or a file is
         not a valid MRC file or its data shape differs from the first file's;
         the message names the file.
+
+    See Also
+    --------
+    save_mrc_folder : Write a folder that reads back with the same labels.
+    MRCStack : The lazy stack returned with ``mmap=True``.
 
     Examples
     --------
@@ -337,6 +372,10 @@ def save_mrc_folder(X, y, path, *, voxel_size=1.0, overwrite=False):
     -------
     paths : list of str
         The files written, in the order of ``X``.
+
+    See Also
+    --------
+    load_mrc_folder : Read the folder back.
 
     Examples
     --------

@@ -275,6 +275,12 @@ def make_proteins(
     ValueError
         For an invalid parameter or a structure that cannot be found or read.
 
+    See Also
+    --------
+    make_tetraminos : Synthetic 3D shapes.
+    save_mrc_folder : Write the maps as .mrc files.
+    skavae.affinity.FSCAffinity : Affinity of maps (give it ``voxel_size``).
+
     Examples
     --------
     >>> from skavae.datasets import make_proteins

@@ -268,6 +268,12 @@ def make_tetraminos(
         Only if ``return_info``: each class unrotated, unshifted and not
         elongated; binary, with ``n_cubes * cube_size**3`` ones.
 
+    See Also
+    --------
+    make_alphanumeric : The paper's 2D data set.
+    make_proteins : Density maps of real structures.
+    save_mrc_folder : Write the volumes as .mrc files.
+
     Examples
     --------
     >>> from skavae.datasets import make_tetraminos
