@@ -46,6 +46,40 @@ from skavae.affinity import check_affinity_matrix, class_affinity_matrix
 _FLOAT_DTYPES = [np.float32, np.float64]
 
 
+def _check_finite(X, chunk=4096):
+    """ValueError naming the first sample with NaN/inf or beyond float32."""
+    limit = np.finfo(np.float32).max
+    for start in range(0, len(X), chunk):
+        flat = X[start : start + chunk].reshape(min(chunk, len(X) - start), -1)
+        bad = ~np.isfinite(flat).all(1)
+        if bad.any():
+            raise ValueError(
+                "Input X contains NaN or infinity (first in sample "
+                f"{start + int(np.flatnonzero(bad)[0])}); AffinityVAE needs finite "
+                "values."
+            )
+        if flat.dtype == np.float64:
+            big = np.abs(flat).max(1) > limit
+            if big.any():
+                raise ValueError(
+                    f"Input X has values beyond the float32 range (±{limit:.3g}) in "
+                    f"sample {start + int(np.flatnonzero(big)[0])}; the network "
+                    "computes in float32, rescale the data."
+                )
+
+
+def _class_labels(y):
+    """Sorted unique labels; a clear error for labels of mixed types."""
+    try:
+        return np.unique(y)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in np.asarray(y, dtype=object)})
+        raise ValueError(
+            f"y mixes labels of different types ({', '.join(kinds)}); use one type, "
+            "e.g. all strings."
+        ) from None
+
+
 def _output_dtype(X):
     """Latents come back in the input's float dtype (float32 for integers)."""
     return np.float64 if np.dtype(X.dtype) == np.float64 else np.float32
@@ -57,6 +91,8 @@ def _is_lazy_array(X):
     They expose ``shape``, ``dtype`` and ``__getitem__`` and are read batch by
     batch instead of being converted to one in-memory array.
     """
+    if isinstance(X, np.memmap):  # np.load(..., mmap_mode="r") and friends
+        return True
     return (
         not isinstance(X, (np.ndarray, list, tuple))
         and not torch.is_tensor(X)
@@ -497,12 +533,13 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 dtype=_FLOAT_DTYPES,
                 allow_nd=True,
                 ensure_min_samples=2 if reset else 1,
-                ensure_all_finite=True,
+                ensure_all_finite=False,
             )
             if y is None:
                 X = validate_data(self, X, **kwargs)
             else:
                 X, y = validate_data(self, X, y, **kwargs)
+            _check_finite(X)
         spatial = self._spatial_shape(X.shape)
         if not reset and spatial != self.input_shape_:
             raise ValueError(
@@ -690,9 +727,9 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             if hasattr(self, "classes_"):
                 del self.classes_
         if y is not None:
-            labels = np.unique(y)
+            labels = _class_labels(y)
             if partial and hasattr(self, "classes_"):
-                labels = np.union1d(self.classes_, labels)
+                labels = _class_labels(np.concatenate([self.classes_, labels]))
             self.classes_ = labels
 
         module = self.module_.to(device)
@@ -841,7 +878,12 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         source = BatchSource(X, self.input_shape_, self.input_mean_, self.input_scale_)
         outputs = []
         with torch.no_grad(), _torch_threads(self.n_threads):
-            for idx in make_batches(np.arange(len(X)), max(self.batch_size, 256)):
+            # streamed data: batches of batch_size bound memory; in memory,
+            # larger batches are faster
+            size = (
+                self.batch_size if source._tensor is None else max(self.batch_size, 256)
+            )
+            for idx in make_batches(np.arange(len(X)), size):
                 outputs.append(fn(module, source.get(np.sort(idx), device)))
         return [
             torch.cat([o[k] for o in outputs]).cpu().numpy()
@@ -932,6 +974,8 @@ default=None
             raise ValueError(
                 f"Z must have shape (n_samples, {self.latent_dims}); got {Z.shape}."
             )
+        if len(Z) == 0:
+            raise ValueError("Z is empty (0 samples).")
         if Z.dtype.kind not in "fiu" or not np.isfinite(Z).all():
             raise ValueError("Z must hold finite real numbers.")
         dtype = Z.dtype if Z.dtype.kind == "f" else np.float64

@@ -118,22 +118,51 @@ class BatchSource:
         return (batch - self.mean) / self.scale
 
 
-def standardisation(X, chunk=512):
-    """Mean and standard deviation of all values of ``X``, streamed in chunks."""
-    total, total_sq, count = 0.0, 0.0, 0
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def standardisation(X, chunk_bytes=2**19):
+    """Mean and standard deviation of all values of ``X``, streamed in chunks.
+
+    Chunks hold about ``chunk_bytes`` of float64 values whatever the object
+    size, and per-chunk statistics are merged (Chan et al.), so memory stays
+    bounded and large values do not lose precision or overflow. Raises a
+    ValueError naming the first sample with NaN/inf or with values that do not
+    fit in float32 (the network's precision).
+    """
+    row_bytes = 8 * max(1, int(np.prod(X.shape[1:])))
+    chunk = max(1, int(chunk_bytes // row_bytes))
+    mean, m2, count = 0.0, 0.0, 0
     for start in range(0, len(X), chunk):
         block = np.asarray(X[start : start + chunk], dtype=np.float64)
-        if not np.isfinite(block).all():
-            bad = start + int(
-                np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(1))[0]
+        flat = block.reshape(len(block), -1)
+        bad = ~np.isfinite(flat).all(1)
+        if bad.any():
+            raise ValueError(
+                "Input contains NaN or infinity "
+                f"(sample {start + int(np.flatnonzero(bad)[0])})."
             )
-            raise ValueError(f"Input contains NaN or infinity (sample {bad}).")
-        total += float(block.sum())
-        total_sq += float(np.square(block).sum())
-        count += block.size
-    mean = total / count
-    var = max(total_sq / count - mean**2, 0.0)
-    std = math.sqrt(var)
+        big = np.maximum(flat.max(1), -flat.min(1)) > _FLOAT32_MAX
+        if big.any():
+            raise ValueError(
+                f"Input has values beyond the float32 range (±{_FLOAT32_MAX:.3g}) "
+                f"in sample {start + int(np.flatnonzero(big)[0])}; rescale the data."
+            )
+        values = flat.ravel()
+        n = values.size
+        block_mean = float(values.mean())
+        if not np.shares_memory(values, X if isinstance(X, np.ndarray) else values[:0]):
+            values -= block_mean  # our own float64 copy: centre in place
+            block_m2 = float(np.dot(values, values))
+        else:
+            block_m2 = float(np.dot(values, values)) - n * block_mean**2
+        delta = block_mean - mean
+        total = count + n
+        mean += delta * n / total
+        m2 += block_m2 + delta * delta * count * n / total
+        count = total
+        del block, flat, values  # free before the next chunk is read
+    std = math.sqrt(max(m2 / count, 0.0))
     return mean, (std if std > 1e-12 * max(1.0, abs(mean)) else 1.0)
 
 

@@ -82,6 +82,16 @@ def _positive_float(text):
     return value
 
 
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
+    return value
+
+
 def _setting(name):
     """argparse type checking one ``skavae fit`` setting."""
     from skavae._cli._config import SETTINGS
@@ -129,8 +139,8 @@ def _add_demo(sub):
     p.add_argument("--n-samples", type=_positive_int, default=4000, metavar="N")
     p.add_argument("--size", type=_positive_int, default=64, help="image size")
     p.add_argument("--epochs", type=_positive_int, default=15)
-    p.add_argument("--beta", type=float, default=1.0)
-    p.add_argument("--gamma", type=float, default=2.0)
+    p.add_argument("--beta", type=_non_negative_float, default=1.0)
+    p.add_argument("--gamma", type=_non_negative_float, default=2.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--embedding",

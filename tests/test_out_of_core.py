@@ -199,28 +199,14 @@ def test_fit_peak_memory_on_an_mrc_folder_does_not_grow_with_its_size(big_folder
     assert eager - small > 0.9 * grown, (small, eager)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="skavae._training.standardisation reads 512 objects per chunk as "
-    "float64 and squares them (16 bytes per voxel: 2 GB for 512 volumes of "
-    "64^3), so fit's numpy peak on a folder of fewer than 512 volumes is about "
-    "4x the whole folder instead of a few batches; chunks should be sized in "
-    "bytes and accumulated in place",
-)
-def test_fit_peak_memory_is_a_few_batches(volumes, mrc_folder):
-    stack, _ = load_mrc_folder(mrc_folder)  # 60 volumes of 16^3 (1 MB)
+def test_fit_peak_memory_is_a_few_batches(tmp_path):
+    X, y = make_tetraminos(256, shapes=["I", "L"], size=16, random_state=0)
+    save_mrc_folder(X, y, tmp_path, voxel_size=2.0)  # 4 MB of float32
+    stack, _ = load_mrc_folder(tmp_path)
     fit_and_transform(stack)()
-    assert traced_peak(fit_and_transform(stack)) < 0.5 * volumes[0].nbytes
+    assert traced_peak(fit_and_transform(stack)) < 0.5 * X.nbytes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AffinityVAE.fit/transform on a float64 np.memmap: validate_data turns "
-    "it into an ndarray view, so BatchSource takes the in-memory path and "
-    "np.ascontiguousarray(X, dtype=float32) copies the whole array into memory "
-    "(float32 memmaps are wrapped without a copy); np.save writes float64 by "
-    "default, so this is the common case",
-)
 def test_float64_memory_map_is_not_copied_whole(tmp_path):
     X = np.random.RandomState(0).rand(1200, 8, 8, 8)  # float64, 4.9 MB
     np.save(tmp_path / "x.npy", X)

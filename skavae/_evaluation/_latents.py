@@ -66,4 +66,14 @@ def check_labels(y, n_samples, *, name="y"):
         raise ValueError(
             f"{name} has {len(y)} labels but there are {n_samples} samples."
         )
+    if y.dtype == object:
+        kinds = {
+            "number" if isinstance(v, (int, float, np.number)) else type(v).__name__
+            for v in y
+        }
+        if len(kinds) > 1:
+            raise ValueError(
+                f"{name} mixes labels of different types ({', '.join(sorted(kinds))}); "
+                "use one type, e.g. all strings."
+            )
     return y

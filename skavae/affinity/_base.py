@@ -268,6 +268,8 @@ def check_affinity_matrix(matrix, labels=None, *, atol=1e-6):
         )
     matrix = matrix.loc[:, list(matrix.index)]
     try:
+        if any(np.dtype(t).kind == "c" for t in matrix.dtypes):
+            raise TypeError("complex values")
         values = matrix.to_numpy(dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(
@@ -355,6 +357,8 @@ def class_affinity_matrix(
         raise ValueError(f"metric must be a callable similarity; got {metric!r}.")
     if templates is not None:
         labels = list(templates.keys())
+        if not labels:
+            raise ValueError("templates is empty: give one object per class.")
         objs = _as_objects([np.asarray(templates[lab]) for lab in labels], "templates")
         values = np.asarray(metric(objs), dtype=np.float64)
         values = (values + values.T) / 2
@@ -365,6 +369,10 @@ def class_affinity_matrix(
         if len(y) != len(X):
             raise ValueError(
                 f"X and y have different lengths: {len(X)} objects, {len(y)} labels."
+            )
+        if len(y) == 0:
+            raise ValueError(
+                "class_affinity_matrix needs at least one object; X is empty."
             )
         if not isinstance(n_per_class, Integral) or n_per_class < 1:
             raise ValueError(
@@ -389,6 +397,13 @@ def class_affinity_matrix(
         onehot /= onehot.sum(axis=1, keepdims=True)
         values = onehot @ S @ onehot.T
         values = (values + values.T) / 2
+    if not np.isfinite(values).all():
+        raise ValueError("The metric returned NaN or infinite similarities.")
+    if values.min() < -1 - 1e-6 or values.max() > 1 + 1e-6:
+        raise ValueError(
+            f"The metric returned similarities in [{values.min():.4g}, "
+            f"{values.max():.4g}]; an affinity metric must return values in [-1, 1]."
+        )
     np.fill_diagonal(values, 1.0)
     values = np.clip(values, -1.0, 1.0)
     return pd.DataFrame(values, index=labels, columns=labels)

@@ -400,6 +400,19 @@ def save_mrc_folder(X, y, path, *, voxel_size=1.0, overwrite=False):
     if n == 0:
         raise ValueError("X is empty: nothing to save.")
     vs = _check_voxel_size(voxel_size)
+    limit = float(np.finfo(np.float32).max)
+    for i in range(n):  # validate everything before writing anything
+        obj = np.asarray(X[i])
+        if obj.dtype.kind not in "fiub":
+            raise ValueError(
+                f"Object {i} has dtype {obj.dtype}; .mrc files hold real numbers."
+            )
+        if obj.dtype.kind == "f" and obj.size:
+            finite = obj[np.isfinite(obj)]  # NaN/inf are stored as they are
+            if finite.size and np.abs(finite).max() > limit:
+                raise ValueError(
+                    f"Object {i} has values beyond the float32 range of .mrc files."
+                )
     path = os.fspath(path)
     os.makedirs(path, exist_ok=True)
     width = max(5, len(str(n - 1)))
