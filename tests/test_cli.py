@@ -434,3 +434,34 @@ def test_demo_default_shows_the_method_working(tmp_path, capsys):
     assert metrics["knn_accuracy_seen"] >= 0.95
     assert metrics["unseen"]["2"]["nearest_centre"] == "z"
     assert "2: nearest centre z" in capsys.readouterr().out
+
+
+def test_fit_splat_decoder_schedules_and_checkpoints(folders, tmp_path):
+    _, train, _ = folders
+    out = tmp_path / "splat" / "model.skavae"
+    ckpt = tmp_path / "ckpt"
+    code = main(["fit", str(train), "-o", str(out), "--epochs", "2", "-q",
+                 "--latent-dims", "3", "--filters", "4,8", "--decoder", "splat",
+                 "--n-splats", "4", "--beta-schedule", "cosine",
+                 "--schedule-cycles", "1", "--checkpoint-dir", str(ckpt),
+                 "--metric", "none"])  # fmt: skip
+    assert code == 0
+    vae = joblib.load(out)
+    assert vae.decoder == "splat" and vae.beta_schedule == "cosine"
+    assert list(vae.history_["beta"]) == [0.0, 1.0]
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "checkpoint-000001.pt",
+        "checkpoint-000002.pt",
+    ]
+    config = tomllib.loads((out.parent / "model.toml").read_text())
+    assert config["decoder"] == "splat" and config["schedule_cycles"] == 1
+
+
+def test_fit_rejects_bad_schedule_settings(folders, tmp_path, capsys):
+    _, train, _ = folders
+    args = ["fit", str(train), "-o", str(tmp_path / "m.skavae"), "-q"]
+    assert main([*args, "--beta-schedule", "wavy"]) == 2
+    assert main([*args, "--schedule-ratio", "1.5"]) == 2
+    assert main([*args, "--decoder", "splat", "--pose-dims", "2", "--epochs", "1",
+                 "--metric", "none"]) == 1  # fmt: skip
+    assert "pose_dims" in _error_line(capsys)

@@ -64,6 +64,13 @@ def _choice(choices):
     return check
 
 
+def _ratio(value):
+    value = _number(value, 0.0, closed_low=False)
+    if value > 1:
+        raise ValueError(f"{value!r} must be <= 1")
+    return value
+
+
 def _text(value):
     if not isinstance(value, str) or not value:
         raise ValueError(f"{value!r} is not a non-empty string")
@@ -102,6 +109,40 @@ SETTINGS = {
         lambda v: _optional_int(v, 1),
         None,
         "stop after this many epochs without improvement (default: never)",
+    ),
+    "decoder": (
+        _choice(("conv", "splat")),
+        "conv",
+        "decoder: conv, or splat (Gaussians rotated by an explicit pose; "
+        "pose_dims 1 or 3 in 2D, 3 or 6 in 3D)",
+    ),
+    "n_splats": (lambda v: _integer(v, 1), 32, "Gaussians of the splat decoder"),
+    "beta_schedule": (
+        _choice(("constant", "linear", "cosine", "sigmoid", "ramp")),
+        "constant",
+        "annealing of beta per epoch (cyclical linear/cosine/sigmoid, ramp)",
+    ),
+    "gamma_schedule": (
+        _choice(("constant", "linear", "cosine", "sigmoid", "ramp")),
+        "constant",
+        "annealing of gamma per epoch",
+    ),
+    "schedule_cycles": (lambda v: _integer(v, 1), 4, "cycles of cyclical schedules"),
+    "schedule_ratio": (
+        _ratio,
+        0.5,
+        "fraction of a cycle spent rising, in (0, 1]",
+    ),
+    "max_grad_norm": (
+        lambda v: None if v is None else _number(v, 0.0, closed_low=False),
+        None,
+        "clip the gradient norm of every step (default: no clipping)",
+    ),
+    "precision": (_choice(("float32", "bf16")), "float32", "training precision"),
+    "checkpoint_dir": (
+        lambda v: None if v is None else _text(v),
+        None,
+        "folder of training checkpoints; a rerun resumes from the newest",
     ),
     "device": (_text, "auto", "torch device: auto, cpu, cuda, cuda:1, ..."),
     "threads": (lambda v: _optional_int(v, 1), None, "torch CPU threads"),
