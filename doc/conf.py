@@ -52,12 +52,12 @@ sphinx_gallery_conf = {
     # process about 30 times slower.
     "within_subsection_order": "example_order.ExampleOrder",
     "doc_module": ("skavae",),
-    "reference_url": {"skavae": None},
     "backreferences_dir": "generated/backreferences",
     "remove_config_comments": True,
     "download_all_examples": False,
     "show_memory": False,
     "min_reported_time": 1,
+    "image_scrapers": ("example_order.tight_matplotlib_scraper",),
 }
 
 # Third-party notices that are not about this documentation.

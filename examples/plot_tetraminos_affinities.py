@@ -102,7 +102,7 @@ print(pd.DataFrame(rows).round(3).to_string(index=False))
 # ------------------
 # Training points are faint, test points opaque, unseen EL drawn as crosses;
 # thumbnails are maximum projections of the volumes.
-fig, axes = plt.subplots(1, 3, figsize=(15, 5), layout="constrained")
+fig, axes = plt.subplots(1, 3, figsize=(21, 6.5), layout="constrained")
 X_all = np.concatenate([X[train], X[~train], X_unseen])
 y_all = np.concatenate([y[train], y[~train], y_unseen])
 split = ["train"] * train.sum() + ["test"] * (~train).sum() + ["test"] * len(X_unseen)
@@ -118,5 +118,5 @@ for ax, (name, model) in zip(axes, models.items()):
         projection="max",
         ax=ax,
     )
-    ax.set_title(name)
+    ax.set_title(name, pad=40)
 plt.show()

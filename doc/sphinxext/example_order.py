@@ -28,3 +28,15 @@ class ExampleOrder:
 
     def __repr__(self):
         return f"<{type(self).__name__}>"
+
+
+def tight_matplotlib_scraper(block, block_vars, gallery_conf, **kwargs):
+    """sphinx-gallery's matplotlib scraper, saving figures with a tight box.
+
+    Legends placed outside the axes (as ``plot_embedding`` does) are kept
+    whole instead of being cut at the figure's edge.
+    """
+    from sphinx_gallery.scrapers import matplotlib_scraper
+
+    kwargs.setdefault("bbox_inches", "tight")
+    return matplotlib_scraper(block, block_vars, gallery_conf, **kwargs)
