@@ -296,7 +296,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         reparametrisation noise. Two fits with the same int seed give identical
         models on the CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss terms per epoch.
+        1 shows a progress bar with the loss terms per epoch; 2 adds a bar over
+        the batches of each epoch.
     warm_start : bool, default=False
         Continue training the existing network on the next call to ``fit``.
     checkpoint_dir : str, path-like or None, default=None

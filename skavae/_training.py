@@ -290,6 +290,8 @@ def _train_epoch(
     sums = None
     pose_sum = pose_sq = None
     count = 0
+    if config.verbose >= 2:  # a bar per epoch, for long epochs on large data
+        batches = tqdm(batches, desc="batches", unit="batch", leave=False)
     for idx in batches:
         x = source.get(idx, device)
         aff = target(idx, device) if target is not None else None

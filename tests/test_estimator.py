@@ -456,3 +456,11 @@ def test_bf16_precision_trains_in_float32_weights():
 def test_history_records_effective_weights():
     m = AffinityVAE(**FAST, beta=3.0, gamma=0.5, affinity=AFF).fit(X2D, Y2D)
     assert (m.history_["beta"] == 3.0).all() and (m.history_["gamma"] == 0.5).all()
+
+
+def test_verbose_progress_bars(capsys):
+    AffinityVAE(**FAST, verbose=2).fit(X2D)
+    err = capsys.readouterr().err
+    assert "AffinityVAE" in err and "epoch" in err and "batch" in err
+    AffinityVAE(**FAST, verbose=0).fit(X2D)
+    assert capsys.readouterr().err == ""
