@@ -577,7 +577,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def _new_network(self, input_shape, filters, seed):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return AffinityVAENetwork(
+            network = AffinityVAENetwork(
                 input_shape,
                 self.latent_dims,
                 self.pose_dims,
@@ -586,6 +586,9 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 decoder=self.decoder,
                 n_splats=self.n_splats,
             )
+        if network.memory_format is not None:
+            network = network.to(memory_format=network.memory_format)
+        return network
 
     def _affinity_target(self, X, y, source, seed, first):
         """Set ``affinity_matrix_`` and return the batch affinity target."""

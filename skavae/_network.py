@@ -24,6 +24,7 @@ from skavae._splat import SplatDecoder
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
 
 
 def padded_shape(input_shape, depth):
@@ -91,6 +92,9 @@ class AffinityVAENetwork(nn.Module):
         self.padded_shape = padded_shape(self.input_shape, depth)
         self.bottom_shape = tuple(s // 2**depth for s in self.padded_shape)
         conv, conv_t, norm = _CONV[ndim], _CONV_T[ndim], _BATCH_NORM[ndim]
+        # channels-last activations run the oneDNN convolutions ~1.2-1.3x faster
+        # on CPU (measured in benchmarks/bench_training.py) and suit GPUs too
+        self.memory_format = _CHANNELS_LAST.get(ndim)
 
         enc, c_in = [], 1
         for c_out in filters:
@@ -131,7 +135,10 @@ class AffinityVAENetwork(nn.Module):
 
         ``pose`` is ``None`` when the network has no pose head.
         """
-        h = self.encoder(self._pad(x)).flatten(1)
+        x = self._pad(x)
+        if self.memory_format is not None:
+            x = x.contiguous(memory_format=self.memory_format)
+        h = self.encoder(x).flatten(1)
         pose = self.pose(h) if self.pose is not None else None
         return self.mu(h), self.log_var(h), pose
 
@@ -145,6 +152,8 @@ class AffinityVAENetwork(nn.Module):
             z = torch.cat([z, pose], dim=1)
         h = self.decoder_input(z)
         h = h.view(h.shape[0], self._bottom_channels, *self.bottom_shape)
+        if self.memory_format is not None:
+            h = h.contiguous(memory_format=self.memory_format)
         out = self.decoder(h)
         crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in self.input_shape)
         return out[crop]
