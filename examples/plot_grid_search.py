@@ -14,7 +14,7 @@ which weigh its terms, so a downstream score is the better criterion.
 # The search
 # ----------
 # Eight combinations, three folds each: 24 fits plus the refit of the best
-# on all the data. Small images (32×32), 900 of them and 8 epochs per fit
+# on all the data. Small images (32×32), 600 of them and 8 epochs per fit
 # keep it to a minute or two on two cores. ``n_jobs=2`` would run two fits
 # at a time; each worker then runs torch with one thread (joblib limits the
 # threads of its workers), see :doc:`/user_guide/scaling`. The paper's grid is
@@ -31,7 +31,7 @@ from skavae.affinity import MeanDifference, class_affinity_matrix
 from skavae.datasets import make_alphanumeric
 
 X, y, info, templates = make_alphanumeric(
-    n_samples=900, size=32, return_info=True, random_state=0
+    n_samples=600, size=32, return_info=True, random_state=0
 )
 affinity = class_affinity_matrix(metric=MeanDifference(), templates=templates)
 
@@ -74,6 +74,6 @@ print("best:", search.best_params_)
 
 # %%
 # The refitted best pipeline is an ordinary fitted pipeline: its first step
-# is the AffinityVAE, trained on all 900 images.
+# is the AffinityVAE, trained on all 600 images.
 best_vae = search.best_estimator_[0]
 print(f"best model: {best_vae.n_iter_} epochs, latents {best_vae.transform(X).shape}")

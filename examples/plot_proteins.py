@@ -37,7 +37,7 @@ seen = ["19hc", "1a28", "1ake", "1dx5", "1hvr", "1osm", "2cay", "3pwp"]
 unseen = ["4ake", "2xcj"]
 start = time.perf_counter()
 X, y, info, templates = make_proteins(
-    n_samples=800,
+    n_samples=480,
     structures=seen,
     size=32,
     voxel_size=5.0,
@@ -75,7 +75,7 @@ vae = AffinityVAE(
     beta=1.0,
     gamma=2.0,
     affinity=A.loc[seen, seen],
-    max_epochs=25,
+    max_epochs=20,
     random_state=0,
 )
 start = time.perf_counter()
