@@ -327,7 +327,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         The class-level affinity matrix used in training.
     history_ : pandas.DataFrame
         One row per epoch: ``epoch, loss, recon, kl, affinity, val_loss,
-        val_recon, val_kl, val_affinity, seconds``.
+        val_recon, val_kl, val_affinity, beta, gamma, seconds`` (``beta`` and
+        ``gamma`` are the effective weights of the epoch, after schedules).
     n_iter_ : int
         Number of epochs trained (accumulated over warm starts and partial_fit).
     input_mean_, input_scale_ : float
@@ -339,7 +340,10 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     See Also
     --------
     skavae.affinity.FSCAffinity : Fourier shell correlation affinity.
+    skavae.affinity.SOAPAffinity : Rotation-invariant shape affinity.
     skavae.affinity.MeanDifference : Real-space affinity.
+    skavae.affinity.class_affinity_matrix : Class-level matrix from templates.
+    skavae.evaluation.latent_map_report : Evaluate a latent map.
 
     Notes
     -----
@@ -843,6 +847,20 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         FloatingPointError
             If the loss becomes NaN or infinite; the model keeps the weights of
             the last good epoch.
+
+        See Also
+        --------
+        partial_fit : Train one epoch on a chunk.
+        transform : Latent means of new objects.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skavae import AffinityVAE
+        >>> X = np.random.RandomState(0).rand(30, 8, 8)
+        >>> model = AffinityVAE(latent_dims=2, max_epochs=3, random_state=0).fit(X)
+        >>> model.n_iter_, list(model.history_.columns[:3])
+        (3, ['epoch', 'loss', 'recon'])
         """
         return self._fit(X, y, partial=False)
 
@@ -866,6 +884,21 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         -------
         self : AffinityVAE
             The updated estimator.
+
+        See Also
+        --------
+        fit : Train for ``max_epochs`` epochs.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skavae import AffinityVAE
+        >>> X = np.random.RandomState(0).rand(60, 8, 8)
+        >>> model = AffinityVAE(latent_dims=2, random_state=0)
+        >>> for chunk in np.array_split(X, 3):
+        ...     model = model.partial_fit(chunk)
+        >>> model.n_iter_
+        3
         """
         return self._fit(X, y, partial=True)
 
@@ -905,8 +938,26 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Returns
         -------
         mu : ndarray of shape (n_samples, latent_dims)
+            Latent means (what ``transform`` returns).
         log_var : ndarray of shape (n_samples, latent_dims)
+            Log-variances of the approximate posterior.
         pose : ndarray of shape (n_samples, pose_dims)
+            Pose codes (an empty second axis when ``pose_dims=0``).
+
+        See Also
+        --------
+        transform : The latent means only.
+        inverse_transform : Decode latents and poses.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skavae import AffinityVAE
+        >>> X = np.random.RandomState(0).rand(30, 8, 8)
+        >>> model = AffinityVAE(latent_dims=2, pose_dims=1, max_epochs=1,
+        ...                     random_state=0).fit(X)
+        >>> [a.shape for a in model.encode(X[:4])]
+        [(4, 2), (4, 2), (4, 1)]
         """
         check_is_fitted(self, "module_")
         X, _, _ = self._check_X(X, reset=False)
@@ -932,6 +983,20 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         -------
         Z : ndarray of shape (n_samples, latent_dims)
             Latent means, in the float dtype of ``X``.
+
+        See Also
+        --------
+        encode : Means, log-variances and poses.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skavae import AffinityVAE
+        >>> X = np.random.RandomState(0).rand(30, 8, 8).astype(np.float32)
+        >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
+        >>> Z = model.transform(X)
+        >>> Z.shape, Z.dtype
+        ((30, 2), dtype('float32'))
         """
         check_is_fitted(self, "module_")
         X, _, _ = self._check_X(X, reset=False)
@@ -971,6 +1036,25 @@ default=None
         -------
         X : ndarray of shape (n_samples, ...)
             Decoded objects in input units, in the input's layout.
+
+        Raises
+        ------
+        ValueError
+            If ``Z`` or ``pose`` have the wrong shape, are empty or not finite.
+
+        See Also
+        --------
+        reconstruct : Encode and decode objects.
+        sample : Decode draws from the prior.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skavae import AffinityVAE
+        >>> X = np.random.RandomState(0).rand(30, 8, 8)
+        >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
+        >>> model.inverse_transform(np.zeros((3, 2)), pose=[0.5]).shape
+        (3, 8, 8)
         """
         check_is_fitted(self, "module_")
         Z = np.asarray(Z)
@@ -1017,6 +1101,19 @@ default=None
         -------
         X_hat : ndarray of the shape of ``X``
             Reconstructions in input units.
+
+        See Also
+        --------
+        inverse_transform : Decode given latents and poses.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skavae import AffinityVAE
+        >>> X = np.random.RandomState(0).rand(30, 8, 8)
+        >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
+        >>> model.reconstruct(X[:5]).shape
+        (5, 8, 8)
         """
         mu, _, pose = self.encode(X)
         return self._decode(mu, pose if self.pose_dims else None, mu.dtype)
@@ -1038,6 +1135,24 @@ default=None
         -------
         X : ndarray of shape (n_samples, ...)
             Generated objects in input units.
+
+        Raises
+        ------
+        ValueError
+            If ``n_samples`` is not a positive integer.
+
+        See Also
+        --------
+        inverse_transform : Decode chosen latents.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skavae import AffinityVAE
+        >>> X = np.random.RandomState(0).rand(30, 8, 8)
+        >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
+        >>> model.sample(4, random_state=0).shape
+        (4, 8, 8)
         """
         check_is_fitted(self, "module_")
         if not isinstance(n_samples, Integral) or n_samples < 1:
@@ -1072,6 +1187,20 @@ default=None
         -------
         score : float
             ``-(recon + beta * kl + gamma * affinity)``.
+
+        See Also
+        --------
+        sklearn.model_selection.GridSearchCV : Uses ``score`` when no scorer
+            is given and the estimator is used on its own.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skavae import AffinityVAE
+        >>> X = np.random.RandomState(0).rand(30, 8, 8)
+        >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
+        >>> model.score(X) < 0
+        True
         """
         check_is_fitted(self, "module_")
         X, y, _ = self._check_X(X, y, reset=False)
