@@ -73,7 +73,7 @@ class ReferenceTrainer:
         torch.manual_seed(seed)
         self.X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))[:, None]
         self.codes = torch.as_tensor(codes)
-        self.A = torch.as_tensor(class_matrix, dtype=torch.float32)
+        self.A = torch.tensor(class_matrix, dtype=torch.float32)
         self.model = ReferenceVAE(tuple(X.shape[1:]))
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.batch_size = batch_size
