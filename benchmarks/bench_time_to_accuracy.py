@@ -43,7 +43,10 @@ def run(name, X, y, templates, budget, baseline_batch):
     Xtr, Xte, ytr, yte = train_test_split(
         X, y, test_size=0.2, stratify=y, random_state=0
     )
-    ours = AffinityVAE(affinity=A, warm_start=True, validation_fraction=0.0)
+    # defaults, one epoch per call (warm start keeps weights and Adam state)
+    ours = AffinityVAE(
+        affinity=A, warm_start=True, validation_fraction=0.0, max_epochs=1
+    )
     codes = A.index.get_indexer(ytr)
     base = ReferenceTrainer(Xtr, codes, A.to_numpy(), baseline_batch, seed=0)
     # warm both up on a few samples (one-off oneDNN primitive creation)

@@ -21,7 +21,11 @@ import re
 import tempfile
 import warnings
 
+import pandas as pd
 import torch
+from sklearn.base import BaseEstimator
+
+from skavae._training import HISTORY_COLUMNS
 
 FORMAT = 1
 _NAME = re.compile(r"checkpoint-(\d+)\.pt$")
@@ -147,3 +151,42 @@ def clear_checkpoints(folder):
             os.unlink(path)
         except OSError:
             pass
+
+
+def affinity_key(affinity):
+    """A description of ``affinity`` that is stable across processes."""
+    if affinity is None:
+        return None
+    if isinstance(affinity, pd.DataFrame):
+        return affinity.to_csv()
+    if isinstance(affinity, BaseEstimator):
+        return repr(affinity)
+    name = getattr(affinity, "__qualname__", type(affinity).__qualname__)
+    return f"{getattr(affinity, '__module__', '')}.{name}"
+
+
+def resumed_result(payload):
+    """A ``train`` result holding the history and pose statistics of a checkpoint."""
+    history = payload["history"]
+    rows = [
+        {k: history[k][i] for k in HISTORY_COLUMNS if k in history}
+        for i in range(len(history.get("epoch", [])))
+    ]
+    pose_mean = pose_std = None
+    if payload.get("pose_stats") is not None:
+        pose_sum, pose_sq, count = payload["pose_stats"]
+        mean = pose_sum / count
+        pose_mean = mean.numpy()
+        pose_std = torch.sqrt((pose_sq / count - mean**2).clamp_min(0)).numpy()
+    return {"rows": rows, "pose_mean": pose_mean, "pose_std": pose_std}
+
+
+def state_to_cpu(obj):
+    """Recursively move the tensors of a (state) dict to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu")
+    if isinstance(obj, dict):
+        return {k: state_to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [state_to_cpu(v) for v in obj]
+    return obj

@@ -10,7 +10,6 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import torch
-from scipy.sparse import issparse
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -26,7 +25,14 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skavae._checkpoint import clear_checkpoints, load_checkpoint, save_checkpoint
+from skavae._checkpoint import (
+    affinity_key,
+    clear_checkpoints,
+    load_checkpoint,
+    resumed_result,
+    save_checkpoint,
+    state_to_cpu,
+)
 from skavae._network import AffinityVAENetwork
 from skavae._schedules import make_schedule
 from skavae._training import (
@@ -41,65 +47,15 @@ from skavae._training import (
     standardisation,
     train,
 )
+from skavae._validation import (
+    FLOAT_DTYPES,
+    check_finite,
+    checked_metric,
+    class_labels,
+    is_lazy_array,
+    output_dtype,
+)
 from skavae.affinity import check_affinity_matrix, class_affinity_matrix
-
-_FLOAT_DTYPES = [np.float32, np.float64]
-
-
-def _check_finite(X, chunk=4096):
-    """ValueError naming the first sample with NaN/inf or beyond float32."""
-    limit = np.finfo(np.float32).max
-    for start in range(0, len(X), chunk):
-        flat = X[start : start + chunk].reshape(min(chunk, len(X) - start), -1)
-        bad = ~np.isfinite(flat).all(1)
-        if bad.any():
-            raise ValueError(
-                "Input X contains NaN or infinity (first in sample "
-                f"{start + int(np.flatnonzero(bad)[0])}); AffinityVAE needs finite "
-                "values."
-            )
-        if flat.dtype == np.float64:
-            big = np.abs(flat).max(1) > limit
-            if big.any():
-                raise ValueError(
-                    f"Input X has values beyond the float32 range (±{limit:.3g}) in "
-                    f"sample {start + int(np.flatnonzero(big)[0])}; the network "
-                    "computes in float32, rescale the data."
-                )
-
-
-def _class_labels(y):
-    """Sorted unique labels; a clear error for labels of mixed types."""
-    try:
-        return np.unique(y)
-    except TypeError:
-        kinds = sorted({type(v).__name__ for v in np.asarray(y, dtype=object)})
-        raise ValueError(
-            f"y mixes labels of different types ({', '.join(kinds)}); use one type, "
-            "e.g. all strings."
-        ) from None
-
-
-def _output_dtype(X):
-    """Latents come back in the input's float dtype (float32 for integers)."""
-    return np.float64 if np.dtype(X.dtype) == np.float64 else np.float32
-
-
-def _is_lazy_array(X):
-    """True for out-of-core array-likes (MRCStack, h5py, zarr, dask arrays).
-
-    They expose ``shape``, ``dtype`` and ``__getitem__`` and are read batch by
-    batch instead of being converted to one in-memory array.
-    """
-    if isinstance(X, np.memmap):  # np.load(..., mmap_mode="r") and friends
-        return True
-    return (
-        not isinstance(X, (np.ndarray, list, tuple))
-        and not torch.is_tensor(X)
-        and not issparse(X)
-        and not hasattr(X, "iloc")
-        and all(hasattr(X, a) for a in ("shape", "dtype", "__getitem__", "__len__"))
-    )
 
 
 @contextlib.contextmanager
@@ -114,70 +70,6 @@ def _torch_threads(n_threads):
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def _affinity_key(affinity):
-    """A description of ``affinity`` that is stable across processes."""
-    if affinity is None:
-        return None
-    if isinstance(affinity, pd.DataFrame):
-        return affinity.to_csv()
-    if isinstance(affinity, BaseEstimator):
-        return repr(affinity)
-    name = getattr(affinity, "__qualname__", type(affinity).__qualname__)
-    return f"{getattr(affinity, '__module__', '')}.{name}"
-
-
-def _resumed_result(payload):
-    """A ``train`` result holding the history and pose statistics of a checkpoint."""
-    history = payload["history"]
-    rows = [
-        {k: history[k][i] for k in HISTORY_COLUMNS if k in history}
-        for i in range(len(history.get("epoch", [])))
-    ]
-    pose_mean = pose_std = None
-    if payload.get("pose_stats") is not None:
-        pose_sum, pose_sq, count = payload["pose_stats"]
-        mean = pose_sum / count
-        pose_mean = mean.numpy()
-        pose_std = torch.sqrt((pose_sq / count - mean**2).clamp_min(0)).numpy()
-    return {"rows": rows, "pose_mean": pose_mean, "pose_std": pose_std}
-
-
-def _state_to_cpu(obj):
-    """Recursively move the tensors of a (state) dict to the CPU."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu")
-    if isinstance(obj, dict):
-        return {k: _state_to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_state_to_cpu(v) for v in obj]
-    return obj
-
-
-def _checked_metric(metric):
-    """Wrap a user metric so that a malformed result is a clear error."""
-
-    def checked(A, B=None):
-        values = np.asarray(metric(A, B) if B is not None else metric(A))
-        shape = (len(A), len(A if B is None else B))
-        name = getattr(metric, "__name__", type(metric).__name__)
-        if values.shape != shape:
-            raise ValueError(
-                f"The affinity metric {name} returned an array of shape "
-                f"{values.shape}; expected {shape}."
-            )
-        if values.dtype.kind not in "fiu" or not np.isfinite(values).all():
-            raise ValueError(f"The affinity metric {name} returned non-finite values.")
-        if values.min() < -1 - 1e-6 or values.max() > 1 + 1e-6:
-            raise ValueError(
-                f"The affinity metric {name} returned values in "
-                f"[{values.min():.4g}, {values.max():.4g}]; similarities must lie "
-                "in [-1, 1]."
-            )
-        return np.clip(values, -1.0, 1.0)
-
-    return checked
 
 
 class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -530,12 +422,12 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 f"X holds objects of shape {tuple(shape[1:])}, but this "
                 f"AffinityVAE was fitted on objects of shape {self.input_shape_}."
             )
-        if _is_lazy_array(X):
+        if is_lazy_array(X):
             X, y = self._check_lazy(X, y, reset=reset)
         else:
             kwargs = dict(
                 reset=reset,
-                dtype=_FLOAT_DTYPES,
+                dtype=FLOAT_DTYPES,
                 allow_nd=True,
                 ensure_min_samples=2 if reset else 1,
                 ensure_all_finite=False,
@@ -544,7 +436,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 X = validate_data(self, X, **kwargs)
             else:
                 X, y = validate_data(self, X, y, **kwargs)
-            _check_finite(X)
+            check_finite(X)
         spatial = self._spatial_shape(X.shape)
         if not reset and spatial != self.input_shape_:
             raise ValueError(
@@ -609,11 +501,11 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.affinity_matrix_ = check_affinity_matrix(self.affinity, labels=y)
         elif y is None:
             self.affinity_matrix_ = None
-            return AffinityTarget(metric=_checked_metric(self.affinity), source=source)
+            return AffinityTarget(metric=checked_metric(self.affinity), source=source)
         elif first or getattr(self, "affinity_matrix_", None) is None:
             self.affinity_matrix_ = check_affinity_matrix(
                 class_affinity_matrix(
-                    X, y, _checked_metric(self.affinity), random_state=seed
+                    X, y, checked_metric(self.affinity), random_state=seed
                 )
             )
         else:
@@ -661,7 +553,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return {
             **params,
             "random_state": int(seed) if isinstance(seed, Integral) else None,
-            "affinity": _affinity_key(self.affinity),
+            "affinity": affinity_key(self.affinity),
             "n_samples": int(len(X)),
             "input_shape": list(self.input_shape_),
             "standardisation": [float(self.input_mean_), float(self.input_scale_)],
@@ -688,8 +580,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 {
                     "fingerprint": fingerprint,
                     "seed": seed,
-                    "module": _state_to_cpu(module.state_dict()),
-                    "optimizer": _state_to_cpu(optimizer.state_dict()),
+                    "module": state_to_cpu(module.state_dict()),
+                    "optimizer": state_to_cpu(optimizer.state_dict()),
                     "shuffle_rng": gen.get_state(),
                     "noise_rng": noise.get_state().cpu(),
                     "history": history,
@@ -735,9 +627,9 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             if hasattr(self, "classes_"):
                 del self.classes_
         if y is not None:
-            labels = _class_labels(y)
+            labels = class_labels(y)
             if partial and hasattr(self, "classes_"):
-                labels = _class_labels(np.concatenate([self.classes_, labels]))
+                labels = class_labels(np.concatenate([self.classes_, labels]))
             self.classes_ = labels
 
         module = self.module_.to(device)
@@ -766,7 +658,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if resume is not None:
             gen.set_state(resume["shuffle_rng"])
             noise.set_state(resume["noise_rng"].to(noise.device))
-            self._record(_resumed_result(resume))
+            self._record(resumed_result(resume))
             epochs = max(0, epochs - self.n_iter_)
         callback = None
         if checkpoints:
@@ -968,7 +860,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 pose = mu.new_zeros((mu.shape[0], 0))
             return mu, log_var, pose
 
-        dtype = _output_dtype(X)
+        dtype = output_dtype(X)
         return tuple(a.astype(dtype, copy=False) for a in self._batched(X, fn))
 
     def transform(self, X):
@@ -1001,7 +893,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         check_is_fitted(self, "module_")
         X, _, _ = self._check_X(X, reset=False)
         (mu,) = self._batched(X, lambda module, x: (module.encode(x)[0],))
-        return mu.astype(_output_dtype(X), copy=False)
+        return mu.astype(output_dtype(X), copy=False)
 
     def _output_shape(self, n):
         if getattr(self, "_flat_input", False):
@@ -1218,7 +1110,7 @@ default=None
                 target = AffinityTarget(codes=codes, class_matrix=matrix)
             elif self.affinity_matrix_ is None and callable(self.affinity):
                 target = AffinityTarget(
-                    metric=_checked_metric(self.affinity), source=source
+                    metric=checked_metric(self.affinity), source=source
                 )
         module, device = self._device_module()
         with _torch_threads(self.n_threads):
@@ -1253,5 +1145,5 @@ default=None
             if any(p.device.type != "cpu" for p in module.parameters()):
                 state["module_"] = copy.deepcopy(module).to("cpu")
         if state.get("_optimizer_state") is not None:
-            state["_optimizer_state"] = _state_to_cpu(state["_optimizer_state"])
+            state["_optimizer_state"] = state_to_cpu(state["_optimizer_state"])
         return state

@@ -5,6 +5,7 @@ import os
 ORDER = [
     "plot_quickstart.py",
     "plot_pose.py",
+    "plot_splat_decoder.py",
     "plot_beta_gamma.py",
     "plot_soap_vs_fsc.py",
     "plot_tetraminos_affinities.py",
