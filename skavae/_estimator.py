@@ -510,8 +510,13 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             )
         else:
             check_affinity_matrix(self.affinity_matrix_, labels=y)
-        index = pd.Index(self.affinity_matrix_.index)
-        codes = index.get_indexer(pd.Index(np.asarray(y)))
+        return self._class_target(y)
+
+    def _class_target(self, y):
+        """Batch affinities looked up in ``affinity_matrix_`` by the labels ``y``."""
+        codes = pd.Index(self.affinity_matrix_.index).get_indexer(
+            pd.Index(np.asarray(y))
+        )
         matrix = torch.as_tensor(
             self.affinity_matrix_.to_numpy(copy=True), dtype=torch.float32
         )
@@ -1101,13 +1106,7 @@ default=None
         if self.affinity is not None and self.gamma > 0:
             if self.affinity_matrix_ is not None and y is not None:
                 check_affinity_matrix(self.affinity_matrix_, labels=y)
-                codes = pd.Index(self.affinity_matrix_.index).get_indexer(
-                    pd.Index(np.asarray(y))
-                )
-                matrix = torch.as_tensor(
-                    self.affinity_matrix_.to_numpy(copy=True), dtype=torch.float32
-                )
-                target = AffinityTarget(codes=codes, class_matrix=matrix)
+                target = self._class_target(y)
             elif self.affinity_matrix_ is None and callable(self.affinity):
                 target = AffinityTarget(
                     metric=checked_metric(self.affinity), source=source
