@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from abc import ABCMeta, abstractmethod
 from numbers import Integral
 
 import numpy as np
@@ -54,7 +55,7 @@ def _as_objects(X, name="X"):
     return X
 
 
-class Affinity(BaseEstimator):
+class Affinity(BaseEstimator, metaclass=ABCMeta):
     """Base class of affinity (similarity) metrics.
 
     Subclasses implement :meth:`_pairwise_block`, which receives two blocks of
@@ -202,10 +203,9 @@ class Affinity(BaseEstimator):
         """
         return A
 
-    def _pairwise_block(self, A, B, state):  # pragma: no cover - abstract
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement _pairwise_block(A, B, state)."
-        )
+    @abstractmethod
+    def _pairwise_block(self, A, B, state):
+        """The (a, b) similarity block of two blocks of features."""
 
 
 def check_affinity_matrix(matrix, labels=None, *, atol=1e-6):
