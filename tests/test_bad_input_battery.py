@@ -468,9 +468,10 @@ for name, metric in METRICS.items():
         if name == "mean-difference"
         else raises("works on objects of"),
     )(lambda c, m=metric: m(RNG.rand(2, 2, 2, 2, 2)))
-case("affinity-base-class", raises("must implement", types=(NotImplementedError,)))(
-    lambda c: Affinity()(X[:2])
-)
+case(
+    "affinity-base-class",
+    raises("abstract method _pairwise_block", types=(TypeError,)),
+)(lambda c: Affinity()(X[:2]))
 case("affinity-bad-chunk-size", raises("chunk_size must be a positive integer"))(
     lambda c: MeanDifference(chunk_size=0)(X[:2])
 )
