@@ -16,25 +16,18 @@ MAX_EMBEDDED = 5000  # points drawn in the embedding figure (UMAP/t-SNE cost)
 def _out_of_fold(Z_ref, y_ref, k_hard, k_soft):
     """Cross-validated hard labels and soft fractions of the reference latents.
 
-    Same folds and neighbour caps as :func:`skavae.evaluation.latent_map_report`
+    The folds and neighbour caps of :func:`skavae.evaluation.latent_map_report`
     (stratified, shuffled, seed 0, at most 5 folds), so a reference sample is
     never its own neighbour.
     """
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.neighbors import KNeighborsClassifier
+    from skavae._evaluation._report import out_of_fold_knn
 
-    n_splits = min(5, int(pd.Series(y_ref).value_counts().min()))
-    if n_splits < 2:
+    if pd.Series(y_ref).value_counts().min() < 2:
         raise CLIError(
             "evaluating training files needs at least 2 files per class for "
             "cross-validation; give a folder of held-out files."
         )
-    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=0)
-    n_fit = len(Z_ref) - int(np.ceil(len(Z_ref) / n_splits))
-    hard = KNeighborsClassifier(n_neighbors=min(k_hard, n_fit))
-    soft = KNeighborsClassifier(n_neighbors=min(k_soft, n_fit))
-    y_hard = cross_val_predict(hard, Z_ref, y_ref, cv=splitter)
-    proba = cross_val_predict(soft, Z_ref, y_ref, cv=splitter, method="predict_proba")
+    y_hard, proba, _ = out_of_fold_knn(Z_ref, y_ref, k_hard, k_soft)
     return y_hard, proba
 
 

@@ -32,21 +32,36 @@ def _check_k(value, name):
     return int(value)
 
 
-def _cv_predictions(Z, y, k_hard, k_soft, cluster, cv):
-    """Out-of-fold hard labels, soft probabilities and cluster labels."""
-    min_count = pd.Series(y).value_counts().min()
-    n_splits = min(cv, int(min_count))
+def _folds(y, cv):
+    """The stratified, shuffled folds (seed 0) used for out-of-fold predictions."""
+    n_splits = min(cv, int(pd.Series(y).value_counts().min()))
     if n_splits < 2:
         raise ValueError(
             "Without X_test, seen classes are evaluated by cross-validation, which "
             "needs at least 2 samples per seen class; pass X_test and y_test."
         )
-    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=0)
-    n_fit = len(Z) - int(np.ceil(len(Z) / n_splits))
+    return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=0)
+
+
+def out_of_fold_knn(Z, y, k_hard, k_soft, cv=5):
+    """Out-of-fold hard-KNN labels and soft-KNN class fractions of ``Z``.
+
+    Every sample is classified by neighbours from the other folds, so it is
+    never its own neighbour; ``k`` is capped at the size of a training fold.
+    Returns ``(y_hard, proba, splitter)``.
+    """
+    splitter = _folds(y, cv)
+    n_fit = len(Z) - int(np.ceil(len(Z) / splitter.n_splits))
     hard = KNeighborsClassifier(n_neighbors=min(k_hard, n_fit))
     soft = KNeighborsClassifier(n_neighbors=min(k_soft, n_fit))
     y_hard = cross_val_predict(hard, Z, y, cv=splitter)
     proba = cross_val_predict(soft, Z, y, cv=splitter, method="predict_proba")
+    return y_hard, proba, splitter
+
+
+def _cv_predictions(Z, y, k_hard, k_soft, cluster, cv):
+    """Out-of-fold hard labels, soft probabilities and cluster labels."""
+    y_hard, proba, splitter = out_of_fold_knn(Z, y, k_hard, k_soft, cv)
     y_cluster = cross_val_predict(cluster, Z, y, cv=splitter)
     return y_hard, proba, y_cluster
 
