@@ -33,12 +33,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage
 from sklearn.utils import check_random_state
 
 from skavae.datasets._pdb import is_structure_file, read_atoms, structure_label
 from skavae.datasets._transforms import (
+    pose_info,
     rotation_matrices_3d,
     sample_angles,
     sample_shifts,
@@ -361,11 +361,7 @@ def make_proteins(
     y = np.asarray(labels)[class_index]
     if not return_info:
         return X, y
-    info = pd.DataFrame({"label": y})
-    for d in range(3):
-        info[f"angle_{d}"] = angles[:, d]
-    for d in range(3):
-        info[f"shift_{d}"] = shifts[:, d]
+    info = pose_info(y, angles, shifts)
     if split is not None:
         info["split"] = split
     identity, no_shift = np.eye(3)[None], np.zeros((1, 3))

@@ -21,10 +21,10 @@ plane (five cubes), morphologically close to L and T.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from sklearn.utils import check_random_state
 
 from skavae.datasets._transforms import (
+    pose_info,
     rotation_matrices_3d,
     sample_angles,
     sample_shifts,
@@ -333,11 +333,7 @@ def make_tetraminos(
     y = np.asarray(names)[class_index]
     if not return_info:
         return X, y
-    info = pd.DataFrame({"label": y})
-    for d in range(3):
-        info[f"angle_{d}"] = angles[:, d]
-    for d in range(3):
-        info[f"shift_{d}"] = shifts[:, d]
+    info = pose_info(y, angles, shifts)
     info["elongation"] = factors
     info["seen"] = np.isin(y, TETRAMINO_SEEN)
     if split is not None:

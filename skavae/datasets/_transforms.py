@@ -17,6 +17,7 @@ Conventions (used by :func:`~skavae.datasets.make_tetraminos` and
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def cos_sin(angles_deg):
@@ -78,6 +79,16 @@ def sample_shifts(n_samples, max_shift, rng, ndim=3):
     if max_shift == 0:
         return np.zeros((n_samples, ndim))
     return rng.uniform(-max_shift, max_shift, size=(n_samples, ndim))
+
+
+def pose_info(y, angles, shifts):
+    """Per-sample info table: ``label``, ``angle_0..2`` and ``shift_0..2``."""
+    info = pd.DataFrame({"label": y})
+    for d in range(angles.shape[1]):
+        info[f"angle_{d}"] = angles[:, d]
+    for d in range(shifts.shape[1]):
+        info[f"shift_{d}"] = shifts[:, d]
+    return info
 
 
 def splat_trilinear(points, weights, shape, out=None):
