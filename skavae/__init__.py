@@ -9,5 +9,6 @@ can be placed on a pre-trained "latent map".
 __version__ = "0.1.0.dev0"
 
 from skavae._estimator import AffinityVAE  # noqa: E402
+from skavae._persistence import load_model as load  # noqa: E402
 
-__all__ = ["AffinityVAE", "__version__"]
+__all__ = ["AffinityVAE", "__version__", "load"]

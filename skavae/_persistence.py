@@ -1,0 +1,843 @@
+"""Safe model files: :meth:`AffinityVAE.save` and :func:`skavae.load`.
+
+Pickle (and ``joblib``) files run code when they are loaded: a crafted file
+given to ``pickle.load`` or ``joblib.load`` can do anything the user can. The
+model files written here hold data only, and reading one never unpickles an
+arbitrary object.
+
+Format (version 1)
+------------------
+A model file (suggested suffix ``.skavae``) is a :mod:`zipfile` archive of
+exactly two members:
+
+``skavae.json``
+    The description of the model, read with :func:`json.loads` only::
+
+        {"format": "skavae-model", "format_version": 1,
+         "skavae_version": "...", "class": "AffinityVAE",
+         "params": {...}, "fitted": {...}, "notes": [...]}
+
+    ``params`` are the estimator's ``get_params(deep=False)`` and ``fitted`` its
+    fitted state (every attribute that is not a parameter: ``input_shape_``,
+    ``n_features_in_``, ``classes_``, ``history_``, ``affinity_matrix_``,
+    ``n_iter_``, ``input_mean_``, ``input_scale_``, ``pose_mean_``,
+    ``pose_std_``, ...). JSON numbers, strings, booleans, null and lists stand
+    for themselves; every other value is an object tagged ``"$type"``: tuples,
+    dicts (as key-value pairs, keys of any type), numpy scalars and arrays
+    (dtype, shape and values, so they read back with their exact dtype),
+    pandas DataFrames (index, columns and one array per column),
+    paths, torch devices, RandomState instances (their state), the affinity
+    metrics of :mod:`skavae.affinity` (class name and their own parameters,
+    rebuilt from an allow-list of skavae classes) and tensors (a key of
+    ``tensors.pt``). Floats are written with :func:`repr` precision, so they
+    read back bit for bit; NaN and infinities are written as ``NaN`` and
+    ``Infinity``, which :func:`json.loads` reads. A parameter that is a user
+    callable (a lambda affinity or schedule) cannot be stored: it is written as
+    null with a note in ``notes``, and loading warns that it was replaced by
+    None.
+``tensors.pt``
+    A flat ``{str: tensor}`` dict written with :func:`torch.save`: the
+    network's ``state_dict`` under ``module_.<name>`` and any other fitted
+    tensor (the optimiser state, for ``warm_start``). It is read with
+    ``torch.load(weights_only=True, map_location="cpu")``, whose unpickler
+    accepts tensors and primitive containers only, and is then checked to be a
+    flat dict of tensors.
+
+Loading rebuilds the network from the parameters and ``input_shape_`` and
+loads the weights with ``load_state_dict(strict=True)``, so a loaded model
+gives bit-identical results to the saved one on the CPU.
+
+Why a zip of JSON and tensors rather than one torch file of primitive
+containers (which ``weights_only`` would also read safely): the description is
+checked - format version, class name, allow-list - before any binary data is
+read, it can be read by any tool without torch (``unzip -p model.skavae
+skavae.json``), and the only binary member is a plain dict of tensors, which is
+what ``weights_only`` loading is designed and hardened for.
+
+Files are written atomically (a temporary file in the same folder, renamed
+into place) with permissions that follow the umask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import json
+import math
+import os
+import pathlib
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+import pandas as pd
+import torch
+
+FORMAT = "skavae-model"
+FORMAT_VERSION = 1
+JSON_NAME = "skavae.json"
+TENSORS_NAME = "tensors.pt"
+MODULE_PREFIX = "module_."
+
+_NOT_A_MODEL = (
+    "is not a skavae model file (those are written by AffinityVAE.save and "
+    "`skavae fit`); pickle and joblib files are never loaded, because loading "
+    "them can run arbitrary code"
+)
+_ARRAY_KINDS = "biufUO"  # bool, ints, floats, str, object (of storable values)
+_PANDAS_DTYPES = ("object", "str", "string")  # and numpy bool, int, float dtypes
+
+
+def _pandas_dtype_ok(text):
+    if text in _PANDAS_DTYPES:
+        return True
+    try:
+        return len(text) <= 16 and np.dtype(text).kind in "biuf"
+    except TypeError:
+        return False
+
+
+class ModelFileError(ValueError):
+    """A file that is not a readable skavae model file (the message names it)."""
+
+
+# ----------------------------------------------------------------- atomic files
+def file_mode():
+    """Permissions of a new file under the current umask (``0o666 & ~umask``)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path next to ``path``; move it into place on success.
+
+    The temporary file lives in the destination folder, so ``os.replace`` is an
+    atomic rename: readers see the old file or the complete new one, never a
+    partial file, and an interrupted write leaves nothing behind. The final file
+    has the permissions of a file created under the umask (``mkstemp`` makes
+    0600 files).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write.
+    suffix : str, default=""
+        Suffix of the temporary file.
+
+    Yields
+    ------
+    tmp : str
+        The temporary file to write (it exists, empty).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skavae._persistence import atomic_path
+    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+    >>> with atomic_path(path) as tmp, open(tmp, "w") as fh:
+    ...     _ = fh.write("done")
+    >>> open(path).read()
+    'done'
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# -------------------------------------------------------------- allowed classes
+def _estimator_classes():
+    from skavae import AffinityVAE
+
+    return {"AffinityVAE": AffinityVAE}
+
+
+def _affinity_classes():
+    """The concrete affinity metrics exported by :mod:`skavae.affinity`."""
+    import skavae.affinity as affinity
+
+    classes = {}
+    for name in affinity.__all__:
+        cls = getattr(affinity, name)
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, affinity.Affinity)
+            and not inspect.isabstract(cls)
+        ):
+            classes[name] = cls
+    return classes
+
+
+# --------------------------------------------------------------------- encoding
+class _Encoder:
+    """Turns parameter and attribute values into JSON-safe trees.
+
+    Tensors go to ``self.tensors`` (referenced by key); callables that cannot
+    be stored become None and are listed in ``self.notes``.
+    """
+
+    def __init__(self):
+        self.tensors = {}
+        self.notes = []
+
+    def __call__(self, value, where):
+        if isinstance(value, np.generic):  # before str and float: np.str_, ...
+            return self._scalar(value, where)
+        if value is None or type(value) in (bool, int, float, str):
+            return value
+        if isinstance(value, np.ndarray):
+            return self._array(value, where)
+        if isinstance(value, torch.Tensor):
+            return self._tensor(value, where)
+        if isinstance(value, list):
+            return [self(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, tuple):
+            items = [self(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            return {"$type": "tuple", "items": items}
+        if isinstance(value, dict):
+            items = [[self(k, f"{where} key"), self(v, f"{where}[{k!r}]")]
+                     for k, v in value.items()]  # fmt: skip
+            return {"$type": "dict", "items": items}
+        if isinstance(value, pd.DataFrame):
+            return self._frame(value, where)
+        if isinstance(value, pathlib.PurePath):
+            return {"$type": "path", "value": str(value)}
+        if isinstance(value, torch.device):
+            return {"$type": "device", "value": str(value)}
+        if isinstance(value, np.random.RandomState):
+            state = self(value.get_state(legacy=True), where)
+            return {"$type": "RandomState", "state": state}
+        name = type(value).__name__
+        if _affinity_classes().get(name) is type(value):
+            params = value.get_params(deep=False)
+            encoded = {k: self(v, f"{where}.{k}") for k, v in params.items()}
+            return {"$type": "affinity", "class": name, "params": encoded}
+        if callable(value):
+            what = getattr(value, "__qualname__", type(value).__qualname__)
+            self.notes.append(
+                {"name": where, "note": f"a callable ({what}) cannot be stored"}
+            )
+            return None
+        raise TypeError(
+            f"{where}: a {type(value).__module__}.{type(value).__qualname__} "
+            "cannot be stored in a skavae model file."
+        )
+
+    def _scalar(self, value, where):
+        if value.dtype.kind not in _ARRAY_KINDS.replace("O", ""):
+            raise TypeError(f"{where}: numpy scalars of dtype {value.dtype} cannot be "
+                            "stored in a skavae model file.")  # fmt: skip
+        return {"$type": "scalar", "dtype": value.dtype.str, "value": value.item()}
+
+    def _array(self, value, where):
+        if value.dtype.kind not in _ARRAY_KINDS or value.dtype.fields is not None:
+            raise TypeError(f"{where}: arrays of dtype {value.dtype} cannot be "
+                            "stored in a skavae model file.")  # fmt: skip
+        flat = value.ravel()
+        if value.dtype.kind == "O":
+            data = [self(v, f"{where}[{i}]") for i, v in enumerate(flat)]
+        else:
+            data = flat.tolist()
+        return {"$type": "ndarray", "dtype": value.dtype.str,
+                "shape": list(value.shape), "data": data}  # fmt: skip
+
+    def _tensor(self, value, where):
+        key = where
+        while key in self.tensors:
+            key += "'"
+        self.tensors[key] = value.detach().to("cpu")
+        return {"$type": "tensor", "key": key}
+
+    def _index(self, index, where):
+        if index.nlevels != 1:
+            raise TypeError(f"{where}: a MultiIndex cannot be stored in a skavae "
+                            "model file.")  # fmt: skip
+        _check_pandas_dtype(index.dtype, where)
+        if isinstance(index, pd.RangeIndex):
+            values = {"$type": "range", "items": [index.start, index.stop, index.step]}
+        else:
+            values = self._array(index.to_numpy(), where)
+        return {"values": values, "dtype": str(index.dtype),
+                "name": self(index.name, where)}  # fmt: skip
+
+    def _frame(self, frame, where):
+        for j, dtype in enumerate(frame.dtypes):
+            _check_pandas_dtype(dtype, f"{where} column {j}")
+        columns = [
+            self._array(frame.iloc[:, j].to_numpy(), f"{where} column {j}")
+            for j in range(frame.shape[1])
+        ]
+        return {
+            "$type": "DataFrame",
+            "index": self._index(frame.index, f"{where} index"),
+            "columns": self._index(frame.columns, f"{where} columns"),
+            "dtypes": [str(dtype) for dtype in frame.dtypes],
+            "data": columns,
+        }
+
+
+def _check_pandas_dtype(dtype, where):
+    if not _pandas_dtype_ok(str(dtype)):
+        raise TypeError(
+            f"{where}: pandas data of dtype {dtype} cannot be stored in a skavae "
+            "model file (bool, int, float, str and object data can)."
+        )
+
+
+def _describe(estimator):
+    """The JSON document and the tensors of a model file."""
+    import skavae
+
+    encode = _Encoder()
+    params = estimator.get_params(deep=False)
+    encoded_params = {name: encode(value, name) for name, value in params.items()}
+    fitted = {}
+    for name, value in vars(estimator).items():
+        if name in params:
+            continue
+        if name == "module_":
+            fitted[name] = _module_entry(value, encode)
+        else:
+            fitted[name] = encode(value, name)
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "skavae_version": skavae.__version__,
+        "torch_version": torch.__version__,
+        "class": type(estimator).__name__,
+        "params": encoded_params,
+        "fitted": fitted,
+        "notes": encode.notes,
+    }
+    return document, encode.tensors
+
+
+def _module_entry(module, encode):
+    from skavae._network import AffinityVAENetwork
+
+    if type(module) is not AffinityVAENetwork:
+        raise TypeError(
+            f"module_ is a {type(module).__name__}, not the AffinityVAENetwork a "
+            "skavae model file stores."
+        )
+    for key, tensor in module.state_dict().items():
+        encode.tensors[MODULE_PREFIX + key] = tensor.detach().to("cpu")
+    return {"$type": "module", "class": "AffinityVAENetwork",
+            "training": bool(module.training)}  # fmt: skip
+
+
+def _write_archive(file, document, tensors):
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    text = json.dumps(document, indent=1, allow_nan=True)
+    with open(file, "wb") as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(JSON_NAME, text)
+            archive.writestr(TENSORS_NAME, buffer.getvalue())
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def save_model(estimator, path):
+    """Save a (fitted) AffinityVAE to a safe model file.
+
+    The file is a zip archive of a JSON description and a plain dict of tensors
+    (see :mod:`skavae._persistence`); loading it with :func:`load_model` never
+    runs code from the file. It is written atomically: to a temporary file in
+    the same folder, renamed into place once complete.
+
+    Parameters
+    ----------
+    estimator : AffinityVAE
+        The model to save; fitted or not.
+    path : str or path-like
+        The file to write (suggested suffix ``.skavae``); its folder must exist.
+        An existing file is replaced.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not an AffinityVAE, or a parameter or attribute
+        holds a value that a model file cannot store (the message names it).
+    OSError
+        If the file cannot be written (the message names it).
+
+    Warns
+    -----
+    UserWarning
+        When a parameter is a callable (a lambda affinity or schedule): it is
+        stored as None.
+
+    See Also
+    --------
+    load_model : Read the file back.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from skavae import AffinityVAE
+    >>> from skavae._persistence import load_model, save_model
+    >>> X = np.random.RandomState(0).rand(20, 8, 8)
+    >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.skavae")
+    >>> save_model(model, path)
+    >>> bool(np.array_equal(load_model(path).transform(X), model.transform(X)))
+    True
+    """
+    allowed = _estimator_classes()
+    if allowed.get(type(estimator).__name__) is not type(estimator):
+        raise TypeError(
+            f"save_model saves an AffinityVAE; got a {type(estimator).__name__}."
+        )
+    path = os.fspath(path)
+    document, tensors = _describe(estimator)
+    if document["notes"]:
+        names = ", ".join(note["name"] for note in document["notes"])
+        warnings.warn(
+            f"{names}: a callable cannot be stored in a model file; {path} stores "
+            "None in its place.",
+            UserWarning,
+            stacklevel=2,
+        )
+    try:
+        with atomic_path(path, suffix=".part") as tmp:
+            _write_archive(tmp, document, tensors)
+    except OSError as exc:
+        if exc.errno is None:
+            raise OSError(f"cannot write the model file {path!r}: {exc}") from exc
+        reason = exc.strerror or str(exc)
+        raise OSError(
+            exc.errno, f"cannot write the model file ({reason})", path
+        ) from exc
+
+
+# --------------------------------------------------------------------- decoding
+def _fail(path, text):
+    return ModelFileError(f"{path!r}: {text}")
+
+
+def _dtype(text, path):
+    try:
+        if not isinstance(text, str) or len(text) > 16:
+            raise TypeError
+        dtype = np.dtype(text)
+    except (TypeError, ValueError):
+        raise _fail(path, f"unsupported array dtype {text!r}.") from None
+    if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None or dtype.shape:
+        raise _fail(path, f"unsupported array dtype {text!r}.")
+    return dtype
+
+
+def _check_keys(node, keys, path):
+    if set(node) != {"$type", *keys}:
+        raise _fail(path, f"malformed {node.get('$type')!r} entry {sorted(node)}.")
+
+
+class _Decoder:
+    """Rebuilds values from the JSON trees of :class:`_Encoder`."""
+
+    def __init__(self, path, tensors):
+        self.path = path
+        self.tensors = tensors
+        self.used = set()
+
+    def __call__(self, node):
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return node
+        if isinstance(node, list):
+            return [self(v) for v in node]
+        if not isinstance(node, dict) or not isinstance(node.get("$type"), str):
+            raise _fail(self.path, f"malformed entry of type {type(node).__name__}.")
+        kind = node["$type"]
+        decode = {
+            "tuple": self._tuple,
+            "dict": self._dict,
+            "scalar": self._scalar,
+            "ndarray": self._array,
+            "tensor": self._tensor,
+            "DataFrame": self._frame,
+            "path": self._path,
+            "device": self._device,
+            "RandomState": self._random_state,
+            "affinity": self._affinity,
+        }.get(kind)
+        if decode is None:
+            raise _fail(self.path, f"unknown entry type {kind!r}.")
+        return decode(node)
+
+    def _list(self, node, key):
+        value = node[key]
+        if not isinstance(value, list):
+            raise _fail(self.path, f"malformed {node['$type']!r} entry.")
+        return value
+
+    def _tuple(self, node):
+        _check_keys(node, ["items"], self.path)
+        return tuple(self(v) for v in self._list(node, "items"))
+
+    def _dict(self, node):
+        _check_keys(node, ["items"], self.path)
+        out = {}
+        for pair in self._list(node, "items"):
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise _fail(self.path, "malformed 'dict' entry.")
+            key = self(pair[0])
+            try:
+                out[key] = self(pair[1])
+            except TypeError:  # an unhashable key
+                raise _fail(self.path, "malformed 'dict' entry.") from None
+        return out
+
+    def _scalar(self, node):
+        _check_keys(node, ["dtype", "value"], self.path)
+        dtype = _dtype(node["dtype"], self.path)
+        value = node["value"]
+        if dtype.kind == "O" or not isinstance(value, (bool, int, float, str)):
+            raise _fail(self.path, "malformed 'scalar' entry.")
+        return np.array(value, dtype=dtype)[()]
+
+    def _array(self, node):
+        _check_keys(node, ["dtype", "shape", "data"], self.path)
+        dtype = _dtype(node["dtype"], self.path)
+        shape, data = self._list(node, "shape"), self._list(node, "data")
+        if not all(type(s) is int and s >= 0 for s in shape) or len(data) != math.prod(
+            shape
+        ):
+            raise _fail(self.path, "malformed 'ndarray' entry (shape and data).")
+        if dtype.kind == "O":
+            out = np.empty(len(data), dtype=object)
+            for i, item in enumerate(data):
+                out[i] = self(item)
+            return out.reshape(shape)
+        if not all(isinstance(v, (bool, int, float, str)) for v in data):
+            raise _fail(self.path, "malformed 'ndarray' entry (values).")
+        return np.array(data, dtype=dtype).reshape(shape)
+
+    def _tensor(self, node):
+        _check_keys(node, ["key"], self.path)
+        key = node["key"]
+        if not isinstance(key, str) or key not in self.tensors:
+            raise _fail(self.path, f"{TENSORS_NAME} lacks the tensor {key!r}.")
+        self.used.add(key)
+        return self.tensors[key]
+
+    def _pandas_dtype(self, text):
+        if not isinstance(text, str) or not _pandas_dtype_ok(text):
+            raise _fail(self.path, f"unsupported pandas dtype {text!r}.")
+        return text if text in _PANDAS_DTYPES else np.dtype(text)
+
+    def _index(self, node):
+        if not isinstance(node, dict) or set(node) != {"values", "dtype", "name"}:
+            raise _fail(self.path, "malformed DataFrame index.")
+        values, name = node["values"], self(node["name"])
+        if isinstance(values, dict) and values.get("$type") == "range":
+            _check_keys(values, ["items"], self.path)
+            items = self._list(values, "items")
+            if len(items) != 3 or not all(type(v) is int for v in items):
+                raise _fail(self.path, "malformed DataFrame index.")
+            return pd.RangeIndex(*items, name=name)
+        array = self(values)
+        if not isinstance(array, np.ndarray) or array.ndim != 1:
+            raise _fail(self.path, "malformed DataFrame index.")
+        return pd.Index(array, dtype=self._pandas_dtype(node["dtype"]), name=name)
+
+    def _frame(self, node):
+        _check_keys(node, ["index", "columns", "dtypes", "data"], self.path)
+        index, columns = self._index(node["index"]), self._index(node["columns"])
+        data, dtypes = self._list(node, "data"), self._list(node, "dtypes")
+        if not len(data) == len(dtypes) == len(columns):
+            raise _fail(self.path, "malformed 'DataFrame' entry (columns).")
+        series = {}
+        for j, (column, dtype) in enumerate(zip(data, dtypes)):
+            values = self(column)
+            if not isinstance(values, np.ndarray) or values.shape != (len(index),):
+                raise _fail(self.path, "malformed 'DataFrame' entry (column values).")
+            series[j] = pd.Series(values, index=index, dtype=self._pandas_dtype(dtype))
+        frame = pd.DataFrame(series, index=index)
+        frame.columns = columns
+        return frame
+
+    def _text(self, node):
+        _check_keys(node, ["value"], self.path)
+        if not isinstance(node["value"], str):
+            raise _fail(self.path, f"malformed {node['$type']!r} entry.")
+        return node["value"]
+
+    def _path(self, node):
+        return pathlib.Path(self._text(node))
+
+    def _device(self, node):
+        try:
+            return torch.device(self._text(node))
+        except (RuntimeError, ValueError):
+            raise _fail(self.path, f"unknown torch device {node['value']!r}.") from None
+
+    def _random_state(self, node):
+        _check_keys(node, ["state"], self.path)
+        rng = np.random.RandomState()
+        try:
+            rng.set_state(self(node["state"]))
+        except (TypeError, ValueError):
+            raise _fail(self.path, "malformed 'RandomState' entry.") from None
+        return rng
+
+    def _affinity(self, node):
+        _check_keys(node, ["class", "params"], self.path)
+        name, params = node["class"], node["params"]
+        classes = _affinity_classes()
+        if name not in classes:
+            raise _fail(
+                self.path,
+                f"names the affinity class {name!r}, which is not one of the "
+                f"skavae classes a model file may hold ({', '.join(classes)}).",
+            )
+        if not isinstance(params, dict):
+            raise _fail(self.path, f"malformed parameters of {name}.")
+        return _build(classes[name], self.params(params), self.path)
+
+    def params(self, node):
+        """Decode a name -> value mapping."""
+        return {str(name): self(value) for name, value in node.items()}
+
+
+def _build(cls, params, path):
+    known = cls().get_params(deep=False)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise _fail(
+            path,
+            f"{cls.__name__} has no parameter(s) {', '.join(unknown)} in this "
+            "skavae version (was the file written by a newer one?).",
+        )
+    return cls(**params)
+
+
+def _read_archive(path):
+    """The JSON document and the tensors of a model file, validated."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise ModelFileError(
+            f"{path!r} {_NOT_A_MODEL} (it is not a zip archive)."
+        ) from None
+    with archive:
+        names = archive.namelist()
+        if JSON_NAME not in names:
+            raise ModelFileError(
+                f"{path!r} {_NOT_A_MODEL} (the archive holds no {JSON_NAME})."
+            )
+        if sorted(names) != sorted([JSON_NAME, TENSORS_NAME]):
+            raise _fail(
+                path,
+                f"a skavae model file holds exactly {JSON_NAME} and {TENSORS_NAME}; "
+                f"this one holds {names}.",
+            )
+        document = _read_document(archive, path)
+        tensors = _read_tensors(archive, path)
+    return document, tensors
+
+
+def _read_document(archive, path):
+    try:
+        document = json.loads(archive.read(JSON_NAME).decode("utf-8"))
+    except RecursionError:
+        raise _fail(path, f"{JSON_NAME} is nested too deeply.") from None
+    except Exception as exc:  # zip CRC, zlib, EOF, UTF-8 and JSON errors
+        raise _fail(path, f"{JSON_NAME} is corrupted ({_short(exc)}).") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{path!r} {_NOT_A_MODEL} ({JSON_NAME} does not describe a skavae model)."
+        )
+    version = document.get("format_version")
+    if type(version) is not int or version < 1:
+        raise _fail(path, f"invalid format version {version!r}.")
+    if version > FORMAT_VERSION:
+        import skavae
+
+        raise _fail(
+            path,
+            f"written by skavae {document.get('skavae_version', '?')} in model "
+            f"format version {version}; this skavae ({skavae.__version__}) reads "
+            f"versions up to {FORMAT_VERSION}: upgrade skavae to load it.",
+        )
+    for key, kind in (("params", dict), ("fitted", dict), ("notes", list)):
+        if not isinstance(document.get(key), kind):
+            raise _fail(path, f"{JSON_NAME} has no valid {key!r} entry.")
+    return document
+
+
+def _read_tensors(archive, path):
+    try:
+        data = archive.read(TENSORS_NAME)
+    except Exception as exc:  # zip CRC, zlib and EOF errors
+        raise _fail(path, f"{TENSORS_NAME} is corrupted ({_short(exc)}).") from None
+    try:
+        tensors = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights-only unpickler refusals, torch format errors
+        raise _fail(
+            path,
+            f"{TENSORS_NAME} is not a plain file of tensors and was not loaded "
+            f"({_short(exc)}).",
+        ) from None
+    if not isinstance(tensors, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()
+    ):
+        raise _fail(path, f"{TENSORS_NAME} is not a flat dict of tensors.")
+    return tensors
+
+
+def _short(exc, limit=200):
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _warn_notes(notes, path):
+    names = [n.get("name") for n in notes if isinstance(n, dict)]
+    names = [_short(n, 80) for n in names if isinstance(n, str)]
+    if names:
+        warnings.warn(
+            f"{path}: the parameter(s) {', '.join(names)} held a callable when the "
+            "model was saved, which a model file cannot store; they were replaced "
+            "by None. transform, inverse_transform, reconstruct and sample work "
+            "as before; set them again before fitting.",
+            UserWarning,
+            stacklevel=4,  # the caller of load_model
+        )
+
+
+def _restore_module(estimator, entry, tensors, path):
+    if not isinstance(entry, dict) or entry != {
+        "$type": "module",
+        "class": "AffinityVAENetwork",
+        "training": bool(entry.get("training")),
+    }:
+        raise _fail(path, "malformed module_ entry.")
+    state = {
+        k[len(MODULE_PREFIX) :]: v
+        for k, v in tensors.items()
+        if k.startswith(MODULE_PREFIX)
+    }
+    try:
+        network = estimator._new_network(
+            tuple(estimator.input_shape_), estimator._check_filters(), 0
+        )
+        network.load_state_dict(state, strict=True)
+    except (AttributeError, TypeError, ValueError, RuntimeError) as exc:
+        raise _fail(
+            path, f"the network weights do not fit its parameters ({_short(exc)})."
+        ) from None
+    network.train(entry["training"])
+    return network
+
+
+def _restore(document, tensors, path):
+    classes = _estimator_classes()
+    name = document.get("class")
+    if name not in classes:
+        raise _fail(
+            path,
+            f"names the class {name!r}, which is not one a skavae model file may "
+            f"hold ({', '.join(classes)}).",
+        )
+    cls = classes[name]
+    decode = _Decoder(path, tensors)
+    params = decode.params(document["params"])
+    estimator = _build(cls, params, path)
+    _warn_notes(document["notes"], path)
+    module = None
+    for attr, node in document["fitted"].items():
+        if not attr.isidentifier() or attr.startswith("__") or hasattr(cls, attr):
+            raise _fail(path, f"invalid attribute name {attr!r}.")
+        if attr in params:
+            raise _fail(path, f"attribute {attr!r} is also a parameter.")
+        if attr == "module_":
+            module = node
+        else:
+            setattr(estimator, attr, decode(node))
+    if module is not None:
+        estimator.module_ = _restore_module(estimator, module, tensors, path)
+        decode.used.update(k for k in tensors if k.startswith(MODULE_PREFIX))
+    unused = sorted(set(tensors) - decode.used)
+    if unused:
+        raise _fail(path, f"{TENSORS_NAME} holds unexpected tensors {unused[:5]}.")
+    return estimator
+
+
+def load_model(path):
+    """Load a model saved by :meth:`AffinityVAE.save` (or ``skavae fit``).
+
+    Nothing in the file is unpickled as an arbitrary object: the description is
+    JSON, the weights are read with ``torch.load(weights_only=True)``, and the
+    only classes built are :class:`~skavae.AffinityVAE` and the affinity
+    metrics of :mod:`skavae.affinity`. Pickle and ``joblib`` files are refused
+    (loading them can run code: load those only from sources you trust, with
+    ``joblib.load``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A model file.
+
+    Returns
+    -------
+    model : AffinityVAE
+        The model, its network on the CPU; on the CPU it gives bit-identical
+        results to the saved one.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If ``path`` is not a skavae model file (a pickle or joblib file, any
+        other file), is corrupted or truncated, was written in a newer format
+        version, or names a class outside the allow-list; the message names
+        the file.
+    OSError
+        If ``path`` cannot be read.
+
+    Warns
+    -----
+    UserWarning
+        Once, naming the parameters, when the saved model had callables (a
+        lambda affinity or schedule) that were replaced by None.
+
+    See Also
+    --------
+    save_model : Write a model file.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> import skavae
+    >>> X = np.random.RandomState(0).rand(20, 8, 8)
+    >>> model = skavae.AffinityVAE(latent_dims=2, max_epochs=1, random_state=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.skavae")
+    >>> model.fit(X).save(path)
+    >>> loaded = skavae.load(path)
+    >>> loaded.n_iter_, loaded.input_shape_
+    (1, (8, 8))
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model file {path!r} does not exist.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a folder, not a model file.")
+    try:
+        document, tensors = _read_archive(path)
+    except OSError as exc:
+        reason = exc.strerror or _short(exc)
+        raise OSError(f"cannot read the model file {path!r}: {reason}") from None
+    return _restore(document, tensors, path)
