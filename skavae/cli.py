@@ -106,6 +106,15 @@ def _setting(name):
     return check
 
 
+def _add_follow_symlinks(parser):
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read .mrc files through symbolic links that lead outside DATA_DIR "
+        "(refused by default)",
+    )
+
+
 def _sub(sub, name, help, description):
     parser = sub.add_parser(
         name,
@@ -210,6 +219,7 @@ def _add_affinity(sub):
     p.add_argument("-o", "--output", required=True, metavar="CSV")
     p.add_argument("--n-per-class", type=_positive_int, default=16, metavar="N")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    _add_follow_symlinks(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func="affinity")
 
@@ -222,7 +232,8 @@ def _add_fit(sub):
         "fit",
         "train an affinity-VAE on a .mrc folder and save it",
         "Train an AffinityVAE on a folder of .mrc files (labels from file names) "
-        "with a progress bar, and save it with joblib (joblib.load reads it).",
+        "with a progress bar, and save it as a skavae model file (skavae.load "
+        "reads it; it holds no pickle, so loading it never runs code).",
     )
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("-c", "--config", metavar="TOML", help="settings file (TOML)")
@@ -244,6 +255,7 @@ def _add_fit(sub):
             help=text if default is None else f"{text} (default: {shown})",
         )
     p.add_argument("--overwrite", action="store_true", help="replace MODEL")
+    _add_follow_symlinks(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func="fit")
 
@@ -277,6 +289,7 @@ def _add_evaluate(sub):
     )
     p.add_argument("--format", choices=("csv", "parquet"), default="csv")
     p.add_argument("--no-figures", action="store_true")
+    _add_follow_symlinks(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func="evaluate")
 

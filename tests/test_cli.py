@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,9 +132,9 @@ def test_affinity_command_writes_class_matrix(folders, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------- fit
-def test_fit_saves_a_joblib_model_and_the_settings_used(folders, model):
+def test_fit_saves_a_skavae_model_file_and_the_settings_used(folders, model):
     _, train, _ = folders
-    vae = joblib.load(model)
+    vae = skavae.load(model)
     assert isinstance(vae, AffinityVAE)
     assert vae.n_iter_ == 1 and vae.latent_dims == 3 and vae.filters == (4, 8)
     assert sorted(vae.classes_) == sorted(ALPHANUMERIC_SEEN)
@@ -166,7 +165,7 @@ def test_fit_config_file_and_command_line_precedence(folders, tmp_path):
     out = tmp_path / "m.skavae"
     assert main(["fit", str(train), "-c", str(config), "--epochs", "1", "-o",
                  str(out), "-q"]) == 0  # fmt: skip
-    vae = joblib.load(out)
+    vae = skavae.load(out)
     assert vae.latent_dims == 2 and vae.n_iter_ == 1
     saved = (tmp_path / "m.toml").read_text()
     assert "epochs = 1  # command line" in saved
@@ -175,7 +174,7 @@ def test_fit_config_file_and_command_line_precedence(folders, tmp_path):
     # the saved settings are a valid config ([run] is ignored)
     assert main(["fit", str(train), "-c", str(tmp_path / "m.toml"), "--overwrite",
                  "-q"]) == 0  # fmt: skip
-    assert joblib.load(out).latent_dims == 2
+    assert skavae.load(out).latent_dims == 2
 
 
 @pytest.mark.parametrize(
@@ -238,7 +237,7 @@ def test_fit_streams_large_folders_from_the_files(folders, tmp_path, monkeypatch
     out = tmp_path / "m.skavae"
     assert main(["fit", str(train), "-o", str(out), *TINY_FIT]) == 0
     assert seen == [MRCStack]
-    assert joblib.load(out).n_iter_ == 1
+    assert skavae.load(out).n_iter_ == 1
 
 
 def _interrupt_validation(monkeypatch, on_call):
@@ -266,7 +265,7 @@ def test_ctrl_c_during_fit_saves_the_model_trained_so_far(
     assert main(args) == 130
     err = capsys.readouterr().err
     assert "interrupted after 1 complete epoch" in err and str(out) in err
-    vae = joblib.load(out)
+    vae = skavae.load(out)
     assert vae.n_iter_ == 1
     assert vae.transform(load_mrc_folder(train, mmap=False)[0][:4]).shape == (4, 3)
     config = tomllib.loads((tmp_path / "m.toml").read_text())
@@ -365,7 +364,7 @@ def test_evaluate_model_fitted_without_labels(folders, tmp_path):
     _, train, _ = folders
     X, _ = load_mrc_folder(train, mmap=False)
     vae = AffinityVAE(latent_dims=2, filters=(4, 8), max_epochs=1, random_state=0)
-    joblib.dump(vae.fit(X), tmp_path / "unsup.skavae")
+    vae.fit(X).save(tmp_path / "unsup.skavae")
     out = tmp_path / "res"
     assert main(["evaluate", str(tmp_path / "unsup.skavae"), str(train), "--out",
                  str(out), "--no-figures", "-q"]) == 0  # fmt: skip
@@ -446,7 +445,7 @@ def test_fit_splat_decoder_schedules_and_checkpoints(folders, tmp_path):
                  "--schedule-cycles", "1", "--checkpoint-dir", str(ckpt),
                  "--metric", "none"])  # fmt: skip
     assert code == 0
-    vae = joblib.load(out)
+    vae = skavae.load(out)
     assert vae.decoder == "splat" and vae.beta_schedule == "cosine"
     assert list(vae.history_["beta"]) == [0.0, 1.0]
     assert sorted(p.name for p in ckpt.iterdir()) == [

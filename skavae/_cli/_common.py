@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
+
+from skavae._persistence import atomic_path
 
 METRICS = ("fsc", "soap", "mean-difference")
 
@@ -19,34 +19,6 @@ class CLIError(Exception):
 
 class UsageError(Exception):
     """A bad option or setting: one-line message, exit code 2."""
-
-
-def _file_mode():
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-@contextlib.contextmanager
-def atomic_path(path, suffix=""):
-    """Yield a temporary path next to ``path``; move it into place on success.
-
-    The temporary file lives in the destination folder, so ``os.replace`` is an
-    atomic rename: readers see the old file or the complete new one, never a
-    partial file, and an interrupted write leaves nothing behind.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, _file_mode())  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_text(path, text):
@@ -122,12 +94,14 @@ def make_metric(name):
     return metrics[name]()
 
 
-def load_folder(path):
+def load_folder(path, *, follow_symlinks=False):
     """Labelled .mrc folder: (X as a lazy MRCStack, y, file names)."""
     from skavae.datasets import load_mrc_folder
 
     try:
-        X, y, info = load_mrc_folder(path, mmap=True, return_info=True)
+        X, y, info = load_mrc_folder(
+            path, mmap=True, return_info=True, follow_symlinks=follow_symlinks
+        )
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     names = [os.path.basename(p) for p in info["path"]]

@@ -30,26 +30,23 @@ from skavae._cli._report import (
 
 
 def load_model(path):
-    """A fitted AffinityVAE from a ``joblib`` file, or a one-line error."""
-    import joblib
+    """A fitted AffinityVAE from a skavae model file, or a one-line error.
+
+    Only the safe format of :func:`skavae.load` is read: a pickle or joblib
+    file (which could run code when loaded) is refused like any other file
+    that is not a skavae model file.
+    """
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    from skavae import AffinityVAE
+    from skavae._persistence import load_model as load
 
-    if not os.path.isfile(path):
-        raise CLIError(f"model file {path!r} does not exist.")
     try:
-        model = joblib.load(path)
-    except Exception as exc:  # pickle, EOF, zlib... errors: all mean "not a model"
-        raise CLIError(
-            f"{path!r} is not a model file written by `skavae fit` "
-            f"({type(exc).__name__}: {exc})."
-        ) from None
-    if not isinstance(model, AffinityVAE):
-        raise CLIError(
-            f"{path!r} holds a {type(model).__name__}, not a fitted AffinityVAE."
-        )
+        model = load(path)
+    except FileNotFoundError:
+        raise CLIError(f"model file {path!r} does not exist.") from None
+    except (ValueError, OSError) as exc:  # the messages name the file
+        raise CLIError(str(exc)) from None
     try:
         check_is_fitted(model)
     except NotFittedError:
@@ -106,7 +103,7 @@ def evaluate(args):
                 "use --format csv."
             ) from None
     model = load_model(args.model)
-    X, y, names = load_folder(args.data_dir)
+    X, y, names = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
     if tuple(X.shape[1:]) != tuple(model.input_shape_):
         raise CLIError(
             f"{args.data_dir!r} holds objects of shape {tuple(X.shape[1:])} but "

@@ -13,7 +13,6 @@ import skavae
 from skavae._cli._common import (
     CLIError,
     UsageError,
-    atomic_path,
     encode_all,
     folder_affinity,
     latents_frame,
@@ -25,6 +24,7 @@ from skavae._cli._common import (
     write_text,
 )
 from skavae._cli._config import resolve, to_toml
+from skavae._persistence import save_model
 
 INTERRUPTED = 130  # exit code after Ctrl-C (128 + SIGINT), as shells use
 IN_MEMORY_BYTES = 2 * 2**30  # folders up to this size are read into memory
@@ -70,8 +70,6 @@ def _train(vae, data, y):
 
 def fit(args):
     """Train an AffinityVAE on DATA_DIR; write the model and its sidecars."""
-    import joblib
-
     from skavae import AffinityVAE
 
     start = time.perf_counter()
@@ -85,7 +83,7 @@ def fit(args):
     _check_output(output, args.overwrite)
     quiet = args.quiet
 
-    X, y, names = load_folder(args.data_dir)
+    X, y, names = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
     classes = sorted(set(y.tolist()))
     if len(X) < 2:
         raise CLIError(f"{args.data_dir!r} holds {len(X)} file; training needs 2+.")
@@ -154,8 +152,7 @@ def fit(args):
             file=sys.stderr,
         )
         return INTERRUPTED
-    with atomic_path(output, suffix=".part") as tmp:
-        joblib.dump(vae, tmp)
+    save_model(vae, output)  # atomic; a skavae model file, not a pickle
     seconds = time.perf_counter() - start
     written = [output]
     run = {

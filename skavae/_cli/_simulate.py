@@ -109,7 +109,7 @@ def affinity(args):
     """Class-level affinity matrix of a folder, written as CSV."""
     from skavae.affinity import write_affinity_csv
 
-    X, y, _ = load_folder(args.data_dir)
+    X, y, _ = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise CLIError(f"the folder of -o {args.output!r} does not exist.")

@@ -198,6 +198,24 @@ def _list_files(path, suffixes):
     return names
 
 
+def _check_symlinks(path, names, follow_symlinks):
+    """Refuse symbolic links that lead outside the folder (unless followed)."""
+    if follow_symlinks:
+        return
+    folder = os.path.realpath(path)
+    for name in names:
+        file = os.path.join(path, name)
+        if not os.path.islink(file):
+            continue
+        target = os.path.realpath(file)
+        if os.path.commonpath([folder, target]) != folder:
+            raise ValueError(
+                f"{file!r} is a symbolic link to {target!r}, outside the folder "
+                f"{path!r}; pass follow_symlinks=True (command line: "
+                "--follow-symlinks) to read files that links lead to outside it."
+            )
+
+
 def load_mrc_folder(
     path,
     *,
@@ -205,6 +223,7 @@ def load_mrc_folder(
     label_func=None,
     suffixes=(".mrc", ".map"),
     return_info=False,
+    follow_symlinks=False,
 ):
     """Load a folder of .mrc files, one object per file, labels from file names.
 
@@ -225,6 +244,11 @@ def load_mrc_folder(
     return_info : bool, default=False
         Also return a DataFrame with columns ``label``, ``path``,
         ``voxel_size_x``, ``voxel_size_y``, ``voxel_size_z`` (angstroms).
+    follow_symlinks : bool, default=False
+        Read files through symbolic links whose target lies outside the folder.
+        By default such a link raises a ValueError (a folder of links could
+        otherwise make a program read any file its user can); links to files
+        inside the folder are always read.
 
     Returns
     -------
@@ -238,9 +262,10 @@ def load_mrc_folder(
     Raises
     ------
     ValueError
-        If the folder does not exist or holds no matching file, or a file is
-        not a valid MRC file or its data shape differs from the first file's;
-        the message names the file.
+        If the folder does not exist or holds no matching file, a file is
+        not a valid MRC file or its data shape differs from the first file's,
+        or a file is a symbolic link that leads outside the folder (without
+        ``follow_symlinks``); the message names the file.
 
     See Also
     --------
@@ -270,6 +295,7 @@ def load_mrc_folder(
     if label_func is not None and not callable(label_func):
         raise ValueError(f"label_func must be callable; got {label_func!r}.")
     names = _list_files(path, suffixes)
+    _check_symlinks(path, names, follow_symlinks)
     paths, offsets, dtypes, voxels = [], [], [], []
     shape = None
     first = None
