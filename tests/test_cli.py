@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,7 @@ def test_affinity_command_writes_class_matrix(folders, tmp_path, capsys):
 # ------------------------------------------------------------------------- fit
 def test_fit_saves_a_skavae_model_file_and_the_settings_used(folders, model):
     _, train, _ = folders
+    assert zipfile.is_zipfile(model)  # the safe format, not a pickle
     vae = skavae.load(model)
     assert isinstance(vae, AffinityVAE)
     assert vae.n_iter_ == 1 and vae.latent_dims == 3 and vae.filters == (4, 8)
@@ -387,6 +389,27 @@ def test_evaluate_parquet_needs_pyarrow(folders, model, tmp_path, capsys):
         assert main(argv) == 0
         latents = pd.read_parquet(tmp_path / "res" / "latents.parquet")
         assert len(latents) == 40
+
+
+def test_data_folder_symlinks_outside_need_follow_symlinks(
+    folders, model, tmp_path, capsys
+):
+    _, train, _ = folders
+    links = tmp_path / "links"
+    links.mkdir()
+    for f in sorted(train.glob("*.mrc")):
+        (links / f.name).symlink_to(f)
+    out = str(tmp_path / "res")
+    for argv in (
+        ["affinity", str(links), "--metric", "mean-difference", "-o",
+         str(tmp_path / "a.csv"), "-q"],
+        ["fit", str(links), "-o", str(tmp_path / "m.skavae"), *TINY_FIT],
+        ["evaluate", str(model), str(links), "--out", out, "--no-figures", "-q"],
+    ):  # fmt: skip
+        assert main(argv) == 1
+        line = _error_line(capsys)
+        assert "symbolic link" in line and "--follow-symlinks" in line
+        assert main([*argv, "--follow-symlinks"]) == 0
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -174,3 +174,45 @@ def test_load_errors_name_the_file(tmp_path, volumes):
         mrc.set_data(np.zeros((2, 2, 2), dtype=np.float32))
     with pytest.raises(ValueError, match=r"small_1.mrc.*shape \(2, 2, 2\)"):
         load_mrc_folder(tmp_path)
+
+
+# ----------------------------------------------------------------- symlinks
+def _folder_with_links(tmp_path, volumes):
+    """data/ with a link to a file inside it and one to a file outside it."""
+    X, y = volumes
+    data, outside = tmp_path / "data", tmp_path / "outside"
+    save_mrc_folder(X[:2], y[:2], data)
+    save_mrc_folder(X[2:3], ["x"], outside)
+    (data / "inner_9.mrc").symlink_to(data / "ribosome_00000.mrc")
+    (data / "outer_9.mrc").symlink_to(outside / "x_00000.mrc")
+    return data, outside
+
+
+def test_symlinks_leading_outside_the_folder_are_refused(tmp_path, volumes):
+    data, outside = _folder_with_links(tmp_path, volumes)
+    target = os.path.realpath(outside / "x_00000.mrc")
+    with pytest.raises(ValueError, match="symbolic link") as info:
+        load_mrc_folder(data)
+    message = str(info.value)
+    assert "outer_9.mrc" in message and target in message
+    assert "follow_symlinks=True" in message and "--follow-symlinks" in message
+    # a link whose chain leaves the folder through a link inside it, too
+    (data / "outer_9.mrc").unlink()
+    (tmp_path / "hop.mrc").symlink_to(outside / "x_00000.mrc")
+    (data / "outer_9.mrc").symlink_to(tmp_path / "hop.mrc")
+    with pytest.raises(ValueError, match="outer_9.mrc"):
+        load_mrc_folder(data)
+
+
+def test_follow_symlinks_reads_them_and_inner_links_are_fine(tmp_path, volumes):
+    X, _ = volumes
+    data, _ = _folder_with_links(tmp_path, volumes)
+    stack, y = load_mrc_folder(data, follow_symlinks=True)
+    assert sorted(y) == ["inner", "outer", "ribosome", "screw_right"]
+    np.testing.assert_array_equal(stack[list(y).index("outer")], X[2])
+    (data / "outer_9.mrc").unlink()
+    stack, y = load_mrc_folder(data)  # only a link inside the folder: no error
+    np.testing.assert_array_equal(stack[0], stack[1])  # inner_9 -> ribosome_00000
+    # a folder reached through a link is not "outside" itself
+    (tmp_path / "alias").symlink_to(data, target_is_directory=True)
+    assert len(load_mrc_folder(tmp_path / "alias")[1]) == 3
