@@ -118,21 +118,30 @@ def splat_trilinear(points, weights, shape, out=None):
     base = np.floor(q)
     frac = q - base
     base = base.astype(np.int64)
+    # per axis, the lower and upper neighbour: index (clipped) and weight (zero
+    # outside the grid), combined below into the eight corners
+    index, weight = [], []
+    for a in range(3):
+        pair_index, pair_weight = [], []
+        for d, w_d in ((0, 1.0 - frac[..., a]), (1, frac[..., a])):
+            i = base[..., a] + d
+            pair_index.append(np.clip(i, 0, shape[a] - 1))
+            pair_weight.append(np.where((i >= 0) & (i < shape[a]), w_d, 0.0))
+        index.append(pair_index)
+        weight.append(pair_weight)
+    offset = (size * np.arange(n_vol))[:, None]
     flat = np.empty((8, n_vol, n_pts), dtype=np.int64)
     vals = np.empty((8, n_vol, n_pts), dtype=np.float64)
     corner = 0
     for d0 in (0, 1):
+        lin0 = index[0][d0] * shape[1]
+        w0 = weight[0][d0] * w
         for d1 in (0, 1):
+            lin1 = (lin0 + index[1][d1]) * shape[2] + offset
+            w1 = w0 * weight[1][d1]
             for d2 in (0, 1):
-                idx = base + np.array([d0, d1, d2])
-                inside = np.all((idx >= 0) & (idx < np.array(shape)), axis=-1)
-                f = np.where([d0, d1, d2], frac, 1.0 - frac).prod(axis=-1)
-                lin = np.ravel_multi_index(
-                    tuple(np.clip(idx[..., a], 0, shape[a] - 1) for a in range(3)),
-                    shape,
-                )
-                flat[corner] = lin + size * np.arange(n_vol)[:, None]
-                vals[corner] = np.where(inside, f * w, 0.0)
+                np.add(lin1, index[2][d2], out=flat[corner])
+                np.multiply(w1, weight[2][d2], out=vals[corner])
                 corner += 1
     acc = np.bincount(flat.ravel(), vals.ravel(), minlength=n_vol * size)
     acc = acc.reshape((n_vol, *shape))
