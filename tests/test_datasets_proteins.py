@@ -1,16 +1,25 @@
 """Tests of make_proteins and of the PDB/mmCIF reader behind it."""
 
 import gzip
+import inspect
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from skavae.datasets import PROTEIN_IDS, make_proteins
+from skavae.datasets import ECOLI_PROTEIN_IDS, PROTEIN_IDS, make_proteins
 from skavae.datasets._pdb import read_atoms, structure_label
 from skavae.datasets._proteins import _DATA_DIR, _simulate
-from skavae.datasets._transforms import rotation_matrices_3d
+from skavae.datasets._shipped import (
+    _ECOLI_FILE,
+    ShippedAtoms,
+    ecoli_metadata,
+    load_atoms,
+    load_ecoli,
+)
+from skavae.datasets._transforms import rotation_matrices_3d, splat_trilinear
 
 SMALL = ["2xcj", "2cay", "1ake"]  # radii below 30 angstroms
 TINY = {"size": 20, "voxel_size": 4.0}
@@ -183,9 +192,160 @@ def test_proteins_bad_parameters(kwargs, match):
         make_proteins(**{"n_samples": 2, "structures": "2xcj", **TINY, **kwargs})
 
 
+def test_sigma_factor_default_is_a_plain_float():
+    default = inspect.signature(make_proteins).parameters["sigma_factor"].default
+    assert type(default) is float
+    assert default == pytest.approx(1 / (np.pi * np.sqrt(2)))
+
+
 def test_proteins_empty_folder(tmp_path):
     with pytest.raises(ValueError, match="holds no .pdb"):
         make_proteins(n_samples=2, structures=tmp_path, **TINY)
+
+
+# --------------------------------------------------------------------------
+# shipped E. coli structures (data/ecoli.npz)
+
+# heavy atoms per entry as counted by the description of the source files
+# (ATOM + HETATM, no H/D, no water; all MODELs of 1pfk and 1e58) ...
+ECOLI_SOURCE_HEAVY_ATOMS = {
+    "1aon": 58870, "2gls": 43656, "3iyd": 35254, "5a1a": 32920, "1oel": 26929,
+    "1gyt": 23112, "3ice": 19474, "6rku": 15526, "1ecp": 10758, "1pfk": 10036,
+    "3bep": 6193, "1fdo": 5678, "11as": 5136, "1j59": 4432, "2kho": 4501,
+    "1e58": 4160, "3rer": 3217, "1a5t": 2513, "1ggr": 1774, "1dul": 1593,
+    "1etu": 1395,
+}  # fmt: skip
+# ... and how the shipped entries differ: 1oel is the 14-mer built with the
+# file's BIOMT operators (two rings), and skavae keeps only the first alternate
+# location where those counts included every one
+ECOLI_SECOND_ALTLOC_ATOMS = {"1e58": 144, "3ice": 21, "3rer": 24, "6rku": 33}
+
+
+def test_ecoli_npz_loads_without_pickle_and_matches_the_source_counts():
+    with np.load(_ECOLI_FILE, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    assert all(a.dtype != object for a in arrays.values())
+    assert tuple(arrays["ids"].tolist()) == ECOLI_PROTEIN_IDS
+    assert arrays["coords"].dtype == np.float32
+    assert arrays["coords"].shape == (arrays["offsets"][-1], 3)
+    assert arrays["atomic_numbers"].dtype == np.uint8
+    assert arrays["hetatm"].dtype == bool
+    assert arrays["atomic_numbers"].min() > 1  # heavy atoms only
+    np.testing.assert_array_equal(np.diff(arrays["offsets"]), arrays["n_atoms"])
+    expected = {
+        pdb_id: n * (2 if pdb_id == "1oel" else 1)
+        - ECOLI_SECOND_ALTLOC_ATOMS.get(pdb_id, 0)
+        for pdb_id, n in ECOLI_SOURCE_HEAVY_ATOMS.items()
+    }
+    assert dict(zip(arrays["ids"].tolist(), arrays["n_atoms"].tolist())) == expected
+    assert _ECOLI_FILE.stat().st_size < 4_000_000
+    meta = ecoli_metadata()
+    assert "BIOMT" in meta.loc["1oel", "note"]
+    assert "asymmetric unit" in meta.loc["1a5t", "state"]
+
+
+def test_ecoli_entries_and_masses():
+    atoms = load_ecoli()
+    assert tuple(atoms) == ECOLI_PROTEIN_IDS
+    assert not set(ECOLI_PROTEIN_IDS) & set(PROTEIN_IDS)
+    assert all(isinstance(a, ShippedAtoms) for a in atoms.values())
+    with pytest.raises(ValueError, match="read-only"):
+        atoms["1aon"].coords[0, 0] = 0.0
+    electrons = {i: int(a.atomic_numbers.sum(dtype=np.int64)) for i, a in atoms.items()}
+    order = sorted(electrons, key=electrons.get)
+    assert order[-1] == "1aon"
+    assert order[0] in ("1etu", "1dul", "1ggr")
+    kda = ecoli_metadata()["kda"]
+    assert 18 < kda.min() < 23 and 800 < kda.max() < 900
+    # 1oel: the second ring is the first turned by the BIOMT two-fold about x
+    ring = atoms["1oel"].coords.reshape(2, -1, 3)
+    np.testing.assert_allclose(ring[1], ring[0] * [1, -1, -1], atol=1e-4)
+
+
+def test_ecoli_and_all_sets_give_balanced_classes():
+    grid = {"size": 16, "voxel_size": 20.0, "resolution": 40.0}  # 320 angstroms
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # everything fits, nothing too coarse
+        X, y = make_proteins(n_samples=42, structures="ecoli", random_state=0, **grid)
+    assert X.shape == (42, 16, 16, 16)
+    assert sorted(set(y)) == sorted(ECOLI_PROTEIN_IDS)
+    assert set(np.unique(y, return_counts=True)[1]) == {2}
+    _, y = make_proteins(n_samples=70, structures="ALL", random_state=0, **grid)
+    labels, counts = np.unique(y, return_counts=True)
+    assert sorted(labels) == sorted(PROTEIN_IDS + ECOLI_PROTEIN_IDS)
+    assert len(labels) == 33 and counts.max() - counts.min() <= 1
+
+
+def test_ecoli_ids_mix_with_files_and_keep_electrons(tmp_path):
+    shutil.copy(_DATA_DIR / "2xcj.pdb.gz", tmp_path / "mine.pdb.gz")
+    X, y = make_proteins(
+        n_samples=2,
+        structures=["1etu", tmp_path / "mine.pdb.gz"],
+        random_state=0,
+        **TINY,
+    )
+    assert sorted(y) == ["1etu", "mine"]
+    atoms = load_ecoli()["1etu"]
+    for include_hetatm in (True, False):
+        X, _ = make_proteins(
+            n_samples=1,
+            structures={"tu": "1etu"},
+            include_hetatm=include_hetatm,
+            size=24,
+            voxel_size=4.0,
+            random_state=0,
+        )
+        keep = slice(None) if include_hetatm else ~atoms.hetatm
+        electrons = atoms.atomic_numbers[keep].sum(dtype=np.int64)
+        np.testing.assert_allclose(X[0].sum() * 4.0**3, electrons, rtol=1e-4)
+
+
+def test_large_assemblies_warn_in_small_boxes():
+    grid = {"n_samples": 1, "structures": "1aon", "size": 32, "resolution": 20.0}
+    with pytest.warns(UserWarning, match="'1aon' reaches 1"):
+        make_proteins(voxel_size=5.0, **grid)  # 160 angstroms: cropped
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_proteins(voxel_size=8.0, **grid)  # 256 angstroms: fits
+
+
+def test_load_atoms_sources():
+    coords = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    c, w = load_atoms((coords, [6, 8]))
+    np.testing.assert_array_equal(c, coords)
+    assert w.dtype == np.float64 and w.tolist() == [6.0, 8.0]
+    with pytest.raises(ValueError, match="shape"):
+        load_atoms((coords, [6]))
+    c, w = load_atoms(_DATA_DIR / "2xcj.pdb.gz")
+    np.testing.assert_array_equal(w, read_atoms(_DATA_DIR / "2xcj.pdb.gz")[1])
+
+
+def test_ecoli_data_ships_with_the_package():
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    declared = pyproject.read_text().split("[tool.setuptools.package-data]")[1]
+    declared = declared.split("\n[")[0]
+    assert '"data/*.npz"' in declared and '"data/README.md"' in declared
+    assert (_DATA_DIR / "README.md").is_file()
+
+
+def test_splat_trilinear_matches_a_point_by_point_sum():
+    rng = np.random.default_rng(0)
+    shape = (5, 6, 7)
+    points = rng.uniform(-1.5, 8.5, (2, 40, 3))  # some partly or fully outside
+    weights = rng.uniform(0.5, 2.0, (2, 40))
+    expected = np.zeros((2, *shape))
+    for v in range(2):
+        for p, w in zip(points[v], weights[v]):
+            base = np.floor(p - 0.5).astype(int)
+            frac = p - 0.5 - base
+            for corner in np.ndindex(2, 2, 2):
+                idx = base + corner
+                if np.all((idx >= 0) & (idx < shape)):
+                    f = np.prod(np.where(corner, frac, 1 - frac))
+                    expected[(v, *idx)] += f * w
+    np.testing.assert_allclose(
+        splat_trilinear(points, weights, shape), expected, rtol=1e-6, atol=1e-6
+    )
 
 
 # --------------------------------------------------------------------------
@@ -247,6 +407,10 @@ def test_reader_rules(tmp_path, fmt):
     np.testing.assert_array_equal(coords[:, 0], [0, 1, 0, 3])
     _, z = read_atoms(path, include_hydrogens=True, include_hetatm=False)
     np.testing.assert_array_equal(z, [7, 6, 1, 16])
+    # every model, for biological-assembly files
+    coords, z = read_atoms(path, all_models=True)
+    np.testing.assert_array_equal(z, [7, 6, 16, 26, 7 if fmt[0] == "p" else 6])
+    assert coords[-1, 0] == 50
 
 
 def test_reader_mmcif_equals_pdb_on_real_entry(tmp_path):

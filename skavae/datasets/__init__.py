@@ -18,7 +18,11 @@ from skavae.datasets._alphanumeric import (
     make_alphanumeric,
 )
 from skavae.datasets._mrc import MRCStack, load_mrc_folder, save_mrc_folder
-from skavae.datasets._proteins import PROTEIN_IDS, make_proteins
+from skavae.datasets._proteins import (
+    ECOLI_PROTEIN_IDS,
+    PROTEIN_IDS,
+    make_proteins,
+)
 from skavae.datasets._tetraminos import (
     TETRAMINO_SEEN,
     TETRAMINO_SHAPES,
@@ -30,6 +34,7 @@ __all__ = [
     "ALPHANUMERIC_CHARACTERS",
     "ALPHANUMERIC_SEEN",
     "ALPHANUMERIC_UNSEEN",
+    "ECOLI_PROTEIN_IDS",
     "MRCStack",
     "PROTEIN_IDS",
     "TETRAMINO_SEEN",

@@ -1,12 +1,12 @@
 """A small reader of atomic coordinates from PDB and mmCIF files.
 
 Only what density simulation needs is read: coordinates and elements of the
-first model. Files may be gzipped (detected from their first bytes, whatever
-their name). Waters are skipped, hydrogens (and deuterium) are skipped unless
-asked for, HETATM records (ligands, haem groups, ions) are kept unless asked
-otherwise, every chain is kept, and for atoms with alternate locations only
-the blank location and the first one named in the file (usually ``A``) are
-kept.
+first model, or of every model on request (for biological-assembly files).
+Files may be gzipped (detected from their first bytes, whatever their name).
+Waters are skipped, hydrogens (and deuterium) are skipped unless asked for,
+HETATM records (ligands, haem groups, ions) are kept unless asked otherwise,
+every chain is kept, and for atoms with alternate locations only the blank
+location and the first one named in the file (usually ``A``) are kept.
 """
 
 from __future__ import annotations
@@ -77,11 +77,13 @@ def _element_from_name(name, hetatm):
     return stripped[:1]
 
 
-def _parse_pdb(text):
+def _parse_pdb(text, all_models=False):
     coords, elements, resnames, altlocs, hetatm = [], [], [], [], []
     for line in text.splitlines():
         record = line[:6]
         if record.startswith("ENDMDL"):
+            if all_models:
+                continue
             break
         if record not in ("ATOM  ", "HETATM"):
             continue
@@ -100,7 +102,7 @@ def _parse_pdb(text):
     return coords, elements, resnames, altlocs, hetatm
 
 
-def _parse_mmcif(text):
+def _parse_mmcif(text, all_models=False):
     lines = text.splitlines()
     i, n = 0, len(lines)
     while i < n:
@@ -146,7 +148,7 @@ def _parse_mmcif(text):
         model = get(row, "pdbx_PDB_model_num")
         if first_model is None:
             first_model = model
-        elif model != first_model:
+        elif model != first_model and not all_models:
             continue
         try:
             xyz = tuple(float(get(row, f"Cartn_{a}")) for a in "xyz")
@@ -164,7 +166,7 @@ def _parse_mmcif(text):
     return coords, elements, resnames, altlocs, hetatm
 
 
-def read_atoms(path, *, include_hydrogens=False, include_hetatm=True):
+def read_atoms(path, *, include_hydrogens=False, include_hetatm=True, all_models=False):
     """Coordinates and atomic numbers of the atoms of a PDB or mmCIF file.
 
     Parameters
@@ -178,6 +180,11 @@ def read_atoms(path, *, include_hydrogens=False, include_hetatm=True):
         them, so they are skipped by default for consistency across files).
     include_hetatm : bool, default=True
         Keep HETATM records other than water (ligands, cofactors, ions).
+    all_models : bool, default=False
+        Read every model instead of only the first. Use it for wwPDB
+        biological-assembly files (``.pdb1``), where each ``MODEL`` block is one
+        copy of the assembly; for NMR ensembles the models are alternatives and
+        only the first one should be used.
 
     Returns
     -------
@@ -200,6 +207,17 @@ def read_atoms(path, *, include_hydrogens=False, include_hetatm=True):
     >>> len(read_atoms(_DATA_DIR / "1hvr.pdb.gz", include_hydrogens=True)[0])
     1890
     """
+    coords, numbers, _ = _read_atom_table(
+        path,
+        include_hydrogens=include_hydrogens,
+        include_hetatm=include_hetatm,
+        all_models=all_models,
+    )
+    return coords, numbers
+
+
+def _read_atom_table(path, *, include_hydrogens, include_hetatm, all_models):
+    """:func:`read_atoms` plus a boolean array marking the HETATM records."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"Structure file {path!r} does not exist.")
@@ -208,22 +226,25 @@ def read_atoms(path, *, include_hydrogens=False, include_hetatm=True):
     cif = name.endswith((".cif", ".mmcif")) or text.lstrip().startswith("data_")
     parse = _parse_mmcif if cif else _parse_pdb
     try:
-        coords, elements, resnames, altlocs, hetatm = parse(text)
+        coords, elements, resnames, altlocs, hetatm = parse(text, all_models=all_models)
     except ValueError as exc:
         raise ValueError(f"Cannot read atoms from {path!r}: {exc}.") from None
     first_alt = next((a for a in altlocs if a), "")
-    keep = [
-        res not in WATER_NAMES
-        and (include_hydrogens or el not in ("H", "D"))
-        and (alt == "" or alt == first_alt)
-        and (include_hetatm or not het)
-        for el, res, alt, het in zip(elements, resnames, altlocs, hetatm)
-    ]
-    if not any(keep):
+    keep = np.array(
+        [
+            res not in WATER_NAMES
+            and (include_hydrogens or el not in ("H", "D"))
+            and (alt == "" or alt == first_alt)
+            and (include_hetatm or not het)
+            for el, res, alt, het in zip(elements, resnames, altlocs, hetatm)
+        ],
+        dtype=bool,
+    )
+    if not keep.any():
         raise ValueError(f"No atoms found in {path!r} (after skipping waters).")
-    coords = np.asarray(coords, dtype=np.float64)[np.asarray(keep)]
+    coords = np.asarray(coords, dtype=np.float64)[keep]
     numbers = np.array(
         [ATOMIC_NUMBERS.get(el, 6) for el, k in zip(elements, keep) if k],
         dtype=np.float64,
     )
-    return coords, numbers
+    return coords, numbers, np.asarray(hetatm, dtype=bool)[keep]

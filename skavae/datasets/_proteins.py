@@ -16,27 +16,89 @@ axis), so each atom ends up as a Gaussian of the requested width.
 
 Shipped structures
 ------------------
-Twelve Protein Data Bank entries (PDB data are public domain), gzipped, as
-distributed with the test data of the MDAnalysisTests package: adenylate
-kinase open ``4ake`` and closed ``1ake`` (two conformations of one protein),
-the dimers ``1hvr`` (HIV-1 protease), ``1a28`` (progesterone receptor) and
-``19hc`` (nine-haem cytochrome c), the elongated five-chain complex ``3pwp``
-(HLA-A2/peptide/T-cell receptor), the beta barrel ``1osm`` (porin monomer) and
-single-chain proteins from compact to elongated: ``2xcj``, ``2cay``, ``1pdo``,
-``3e8m`` and ``1dx5``. Radii of gyration span 12 to 38 angstroms.
+Two sets of Protein Data Bank entries (PDB data are public domain) ship with
+skavae; ``structures="all"`` gives both (33 classes, no id in common).
+
+:data:`PROTEIN_IDS` (the default, ``structures=None``): twelve entries,
+gzipped, as distributed with the test data of the MDAnalysisTests package:
+adenylate kinase open ``4ake`` and closed ``1ake`` (two conformations of one
+protein), the dimers ``1hvr`` (HIV-1 protease), ``1a28`` (progesterone
+receptor) and ``19hc`` (nine-haem cytochrome c), the elongated five-chain
+complex ``3pwp`` (HLA-A2/peptide/T-cell receptor), the beta barrel ``1osm``
+(porin monomer) and single-chain proteins from compact to elongated:
+``2xcj``, ``2cay``, ``1pdo``, ``3e8m`` and ``1dx5``. Radii of gyration span 12
+to 38 angstroms; the default box (160 angstroms) holds them all.
+
+:data:`ECOLI_PROTEIN_IDS` (``structures="ecoli"``): 21 abundant *E. coli*
+machines (the "most abundant cytoplasmic proteins" idea of McGuffee & Elcock,
+2010, that the affinity-VAE paper follows), from about 20 kDa to 0.85 MDa.
+They ship as heavy atoms in one compressed array file, ``data/ecoli.npz``,
+read without pickle and built from the deposited files by
+``tools/make_ecoli_npz.py`` with the rules of :func:`read_atoms` (waters and
+hydrogens dropped, HETATM records kept but flagged so ``include_hetatm=False``
+still drops them, first alternate location only); ``data/README.md`` names
+each file's source. ``include_hydrogens`` has no effect on them. Caveats:
+
+* ``1oel`` is the GroEL 14-mer, built by applying the REMARK 350 BIOMT
+  operators of the file, which holds one ring (the asymmetric unit);
+* ``1a5t`` is the asymmetric unit as deposited, a monomer (the
+  crystallographic dimer named in REMARK 350 is not applied);
+* ``1pfk`` and ``1e58`` are wwPDB biological-assembly files whose MODEL blocks
+  are the copies of the assembly: all are used (elsewhere only the first);
+* ``3iyd`` is a coarse 19.8-angstrom EM model (many side chains truncated),
+  ``6rku`` models only the gyrase cleavage core, ``1etu`` only the EF-Tu G
+  domain, ``1dul`` a fragment of the SRP; ``2gls`` is the Salmonella enzyme, a
+  close homologue of *E. coli* GlnA.
+
+Large assemblies need large boxes. A structure fits (no cropping warning) when
+the box half-width ``size * voxel_size / 2`` is at least its *radius* (largest
+distance of an atom from the centre of mass) plus two Gaussian widths (4.5
+angstroms at the default resolution of 10): the *box* column is that smallest
+edge in angstroms. All 33 structures fit ``size=64, voxel_size=4.0`` or
+``size=32, voxel_size=8.0`` (256 angstroms); the default box (160 angstroms)
+crops the first seven rows.
+
+====  ================================  ======  =====  ======  ====
+id    molecule (as stored)               atoms    kDa  radius   box
+====  ================================  ======  =====  ======  ====
+1aon  GroEL-GroES-(ADP)7 chaperonin      58870    843     115   240
+3iyd  RNA polymerase-CRP-DNA (EM)        35254    509     105   219
+1oel  GroEL 14-mer (BIOMT)               53858    771      95   200
+5a1a  beta-galactosidase tetramer        32920    470      91   192
+2kho  DnaK (Hsp70)                        4501     64      80   169
+2gls  glutamine synthetase 12-mer        43656    624      79   168
+6rku  DNA gyrase core + DNA              15493    223      78   166
+3ice  Rho hexamer + RNA                  19453    282      75   160
+1gyt  aminopeptidase A hexamer           23112    332      74   157
+1ecp  nucleoside phosphorylase 6-mer     10758    154      54   118
+1pfk  phosphofructokinase tetramer       10036    145      51   112
+1j59  CRP-cAMP dimer + DNA                4432     65      51   111
+3bep  beta clamp dimer + DNA              6193     89      48   105
+11as  asparagine synthetase dimer         5136     73      45   100
+1fdo  formate dehydrogenase H             5678     82      43    96
+1e58  phosphoglycerate mutase dimer       4016     57      43    95
+1dul  SRP Ffh M domain + 4.5S RNA         1593     25      42    93
+1a5t  clamp loader delta' (asym. unit)    2513     36      41    92
+3rer  Hfq hexamer + RNA                   3193     46      37    83
+1ggr  IIA-Glc-HPr complex (NMR)           1774     25      33    75
+1etu  EF-Tu G domain + GDP                1395     20      30    70
+====  ================================  ======  =====  ======  ====
+
+*atoms* counts heavy atoms as stored, *kDa* is their mass times 1.08 (a rough
+allowance for hydrogens), i.e. of what is modelled, not of the full sequence.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 from sklearn.utils import check_random_state
 
-from skavae.datasets._pdb import is_structure_file, read_atoms, structure_label
+from skavae.datasets._pdb import is_structure_file, structure_label
+from skavae.datasets._shipped import _DATA_DIR, load_atoms, load_ecoli
 from skavae.datasets._transforms import (
     pose_info,
     rotation_matrices_3d,
@@ -53,9 +115,7 @@ from skavae.datasets._validation import (
     check_test_size,
 )
 
-__all__ = ["PROTEIN_IDS", "make_proteins"]
-
-_DATA_DIR = Path(__file__).parent / "data"
+__all__ = ["ECOLI_PROTEIN_IDS", "PROTEIN_IDS", "make_proteins"]
 
 #: PDB ids of the structures shipped with skavae (see the module docstring).
 PROTEIN_IDS = (
@@ -73,7 +133,40 @@ PROTEIN_IDS = (
     "4ake",
 )
 
-_MOLMAP_SIGMA_FACTOR = 1.0 / (np.pi * np.sqrt(2.0))
+#: PDB ids of the 21 shipped abundant E. coli machines (see the module
+#: docstring), ``structures="ecoli"``; ``structures="all"`` is both sets.
+ECOLI_PROTEIN_IDS = (
+    "11as",
+    "1a5t",
+    "1aon",
+    "1dul",
+    "1e58",
+    "1ecp",
+    "1etu",
+    "1fdo",
+    "1ggr",
+    "1gyt",
+    "1j59",
+    "1oel",
+    "1pfk",
+    "2gls",
+    "2kho",
+    "3bep",
+    "3ice",
+    "3iyd",
+    "3rer",
+    "5a1a",
+    "6rku",
+)
+
+#: Names of shipped sets accepted by ``structures``.
+_SHIPPED_SETS = {
+    "ecoli": ECOLI_PROTEIN_IDS,
+    "all": PROTEIN_IDS + ECOLI_PROTEIN_IDS,
+}
+
+# a plain float, so that the rendered signature reads as a number
+_MOLMAP_SIGMA_FACTOR = float(1.0 / (np.pi * np.sqrt(2.0)))
 _TENT_VARIANCE = 1.0 / 6.0  # per-axis variance of trilinear splatting, voxel^2
 _BATCH_ATOMS = 400_000  # atoms x volumes splatted at once
 _BATCH_VOXELS = 8_000_000  # voxels filtered at once
@@ -83,8 +176,24 @@ def _shipped_path(pdb_id):
     return _DATA_DIR / f"{pdb_id.lower()}.pdb.gz"
 
 
+def _shipped_source(pdb_id):
+    """Atom source of a shipped id: a file path or an ``ecoli.npz`` entry."""
+    pdb_id = pdb_id.lower()
+    if pdb_id in ECOLI_PROTEIN_IDS:
+        return load_ecoli()[pdb_id]
+    return os.fspath(_shipped_path(pdb_id))
+
+
 def _expand(entry):
-    """(label, path) pairs for one entry: a shipped id, a file or a folder."""
+    """(label, source) pairs for one entry: a shipped id or set, file or folder.
+
+    A source is a file path or a shipped ``ecoli.npz`` entry (see
+    :func:`skavae.datasets._shipped.load_atoms`). The set names ``"ecoli"`` and
+    ``"all"`` are only recognised as plain strings (a path-like object is
+    always a path).
+    """
+    if isinstance(entry, str) and entry.lower() in _SHIPPED_SETS:
+        return [(i, _shipped_source(i)) for i in _SHIPPED_SETS[entry.lower()]]
     if isinstance(entry, (str, os.PathLike)):
         text = os.fspath(entry)
         if os.path.isdir(text):
@@ -101,11 +210,12 @@ def _expand(entry):
             return [(structure_label(f), os.path.join(text, f)) for f in files]
         if os.path.isfile(text):
             return [(structure_label(text), text)]
-        if text.lower() in PROTEIN_IDS:
-            return [(text.lower(), os.fspath(_shipped_path(text)))]
+        if text.lower() in PROTEIN_IDS + ECOLI_PROTEIN_IDS:
+            return [(text.lower(), _shipped_source(text))]
         raise ValueError(
-            f"{text!r} is neither a shipped PDB id ({', '.join(PROTEIN_IDS)}), "
-            "an existing structure file nor a folder."
+            f"{text!r} is neither a shipped PDB id (see PROTEIN_IDS and "
+            "ECOLI_PROTEIN_IDS in skavae.datasets), a shipped set ('ecoli', "
+            "'all'), an existing structure file nor a folder."
         )
     raise ValueError(
         f"A structure must be a PDB id, a file or a folder path; got {entry!r}."
@@ -113,9 +223,9 @@ def _expand(entry):
 
 
 def _resolve_structures(structures):
-    """List of (label, path) pairs, labels unique."""
+    """List of (label, source) pairs, labels unique (source: see _expand)."""
     if structures is None:
-        pairs = [(i, os.fspath(_shipped_path(i))) for i in PROTEIN_IDS]
+        pairs = [(i, _shipped_source(i)) for i in PROTEIN_IDS]
     elif isinstance(structures, dict):
         pairs = []
         for label, entry in structures.items():
@@ -133,8 +243,8 @@ def _resolve_structures(structures):
             entries = list(structures)
         except TypeError:
             raise ValueError(
-                "structures must be None, a PDB id, a path, a list of those or a "
-                f"dict label -> path; got {structures!r}."
+                "structures must be None, a PDB id, 'ecoli', 'all', a path, a list "
+                f"of those or a dict label -> path; got {structures!r}."
             ) from None
         pairs = [pair for entry in entries for pair in _expand(entry)]
     if not pairs:
@@ -209,9 +319,13 @@ def make_proteins(
     and, by default, HETATM records (ligands, haems, ions) are kept; only the
     first model and the first alternate location are used.
 
-    The twelve shipped structures (:data:`PROTEIN_IDS`) are PDB entries from the
+    The twelve default structures (:data:`PROTEIN_IDS`) are PDB entries from the
     test data of MDAnalysisTests (public domain): 19hc, 1a28, 1ake, 1dx5, 1hvr,
-    1osm, 1pdo, 2cay, 2xcj, 3e8m, 3pwp, 4ake; see :mod:`skavae.datasets._proteins`.
+    1osm, 1pdo, 2cay, 2xcj, 3e8m, 3pwp, 4ake. The 21 *E. coli* structures
+    (:data:`ECOLI_PROTEIN_IDS`, ``structures="ecoli"``) are abundant machines
+    from 20 kDa (EF-Tu domain 1etu) to 0.85 MDa (GroEL-GroES 1aon), shipped as
+    heavy atoms; the largest need a box edge of up to 240 angstroms. See
+    :mod:`skavae.datasets._proteins` for their caveats and the box each needs.
 
     Parameters
     ----------
@@ -219,18 +333,23 @@ def make_proteins(
         Number of maps.
     structures : None, str, path-like, list or dict, default=None
         Structures to simulate; each one is a class. ``None`` means the twelve
-        shipped ones. A shipped PDB id (e.g. ``"1ake"``), a PDB (``.pdb``,
+        :data:`PROTEIN_IDS`, ``"ecoli"`` the 21 :data:`ECOLI_PROTEIN_IDS` and
+        ``"all"`` both (33 classes); labels are the lower-case PDB ids. A
+        shipped PDB id (e.g. ``"1ake"`` or ``"1aon"``), a PDB (``.pdb``,
         ``.ent``) or mmCIF (``.cif``, ``.mmcif``) file, optionally gzipped, or
         a folder of such files, or a list mixing these: labels are the file
         names without suffixes (``1ABC.cif.gz`` -> ``"1ABC"``). A dict maps
-        labels of your choice to ids or files.
+        labels of your choice to ids or files. The set names are recognised as
+        plain strings only; pass a ``pathlib.Path`` for a folder of that
+        name.
     size : int, default=64
         Maps are ``size**3`` voxels (at least 8).
     voxel_size : float, default=2.5
-        Voxel edge in angstroms. The default box (160 angstroms) holds every
-        shipped structure in any orientation; a warning says when atoms of a
-        structure may come within two Gaussian widths of the box's faces
-        (density beyond the box is lost).
+        Voxel edge in angstroms. The default box (160 angstroms) holds the
+        twelve default structures in any orientation; the E. coli set needs up
+        to 240 angstroms (e.g. ``voxel_size=4.0`` at ``size=64``). A warning
+        says when atoms of a structure may come within two Gaussian widths of
+        the box's faces (density beyond the box is lost).
     resolution : float, default=10.0
         Resolution in angstroms, as in Chimera's molmap.
     sigma_factor : float, default=1 / (pi * sqrt(2)) ~ 0.225
@@ -245,7 +364,8 @@ def make_proteins(
         Translations drawn uniformly in ``[-max_shift, max_shift]`` voxels
         along each axis.
     include_hydrogens : bool, default=False
-        Keep hydrogen atoms (some files have them, most do not).
+        Keep hydrogen atoms (some files have them, most do not; the shipped
+        E. coli structures are stored without them).
     include_hetatm : bool, default=True
         Keep HETATM records other than water.
     test_size : float, default=None
@@ -293,6 +413,10 @@ def make_proteins(
     ...     return_info=True, random_state=0)
     >>> list(templates), info.columns.tolist()[:2]
     (['2xcj'], ['label', 'angle_0'])
+    >>> X, y = make_proteins(n_samples=66, structures="all", size=32,
+    ...                      voxel_size=8.0, resolution=20.0, random_state=0)
+    >>> len(set(y.tolist())), X.shape
+    (33, (66, 32, 32, 32))
     """
     n_samples = check_positive_int(n_samples, "n_samples")
     size = check_positive_int(size, "size", minimum=8)
@@ -319,9 +443,9 @@ def make_proteins(
             stacklevel=2,
         )
     atoms = []
-    for label, path in pairs:
-        coords, weights = read_atoms(
-            path, include_hydrogens=include_hydrogens, include_hetatm=include_hetatm
+    for label, source in pairs:
+        coords, weights = load_atoms(
+            source, include_hydrogens=include_hydrogens, include_hetatm=include_hetatm
         )
         centre = (coords * weights[:, None]).sum(axis=0) / weights.sum()
         coords = (coords - centre)[:, ::-1]  # x, y, z -> array axes z, y, x
