@@ -55,6 +55,7 @@ from skavae._validation import (
     is_lazy_array,
     output_dtype,
 )
+from skavae._wedge import MissingWedge, as_missing_wedge, check_tilt_ranges
 from skavae.affinity import check_affinity_matrix, class_affinity_matrix
 
 
@@ -204,6 +205,14 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         on resume.
     checkpoint_every : int, default=1
         Epochs between checkpoints.
+    missing_wedge : None, (float, float) or MissingWedge, default=None
+        The missing wedge of the data (3D only): a tilt range in degrees such
+        as ``(-60, 60)`` (beam along array axis 0, tilt axis along axis 1), or a
+        :class:`~skavae.datasets.MissingWedge` (tilt axis, increment). The
+        reconstruction loss then compares only the measured Fourier
+        coefficients (a mean over them, so it equals the plain MSE when nothing
+        is missing), and the decoder is not taught to paint the wedge's
+        artefacts. Per-sample ranges go to ``fit(..., tilt_ranges=...)``.
 
     Attributes
     ----------
@@ -294,6 +303,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "warm_start": ["boolean"],
         "checkpoint_dir": [None, str, os.PathLike],
         "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
+        "missing_wedge": [None, "array-like", MissingWedge],
     }
 
     def __init__(
@@ -329,6 +339,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         warm_start=False,
         checkpoint_dir=None,
         checkpoint_every=1,
+        missing_wedge=None,
     ):
         self.latent_dims = latent_dims
         self.pose_dims = pose_dims
@@ -361,6 +372,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
+        self.missing_wedge = missing_wedge
 
     # ------------------------------------------------------------------ input
     def _check_filters(self):
@@ -596,10 +608,26 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
         return save
 
-    def _fit(self, X, y, *, partial):
+    def _wedge(self, spatial, n, tilt_ranges=None):
+        """Per-sample measured-coefficient masks ``(masks, index)``, or None."""
+        wedge = as_missing_wedge(self.missing_wedge)
+        if wedge is None and tilt_ranges is None:
+            return None
+        if len(spatial) != 3:
+            raise ValueError(
+                f"missing_wedge applies to 3D volumes; the data are {len(spatial)}D "
+                f"objects of shape {spatial}, where a tilt wedge has no meaning."
+            )
+        wedge = wedge if wedge is not None else MissingWedge()
+        if tilt_ranges is None:
+            return wedge.mask(spatial)[None], np.zeros(n, dtype=np.int64)
+        return wedge.masks(spatial, check_tilt_ranges(tilt_ranges, n, "tilt_ranges"))
+
+    def _fit(self, X, y, *, partial, tilt_ranges=None):
         filters = self._check_filters()
         first = not hasattr(self, "module_") or not (partial or self.warm_start)
         X, y, spatial = self._check_X(X, y, reset=first)
+        wedge = self._wedge(spatial, len(X), tilt_ranges)
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
@@ -647,7 +675,9 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             for group in optimizer.param_groups:
                 group["lr"] = self.learning_rate
 
-        source = BatchSource(X, spatial, self.input_mean_, self.input_scale_)
+        source = BatchSource(
+            X, spatial, self.input_mean_, self.input_scale_, wedge=wedge
+        )
         target = self._affinity_target(X, y, source, seed, first)
 
         gen = torch.Generator().manual_seed(seed)
@@ -721,7 +751,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.pose_std_ = result["pose_std"]
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, tilt_ranges=None):
         """Train the network on ``X`` (and the class labels ``y``).
 
         Parameters
@@ -733,6 +763,12 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         y : array-like of shape (n_samples,), default=None
             Class labels. With an ``affinity``, they select the entries of the
             class-level affinity matrix; without one they are not used.
+        tilt_ranges : array-like of shape (n_samples, 2), default=None
+            Tilt range (degrees) of each sample's tomogram, for data from
+            tomograms with different tilt ranges: the reconstruction loss of
+            sample ``i`` compares only the Fourier coefficients measured within
+            ``tilt_ranges[i]`` (axis and increment from ``missing_wedge``, which
+            defaults to ``MissingWedge()`` here). 3D only.
 
         Returns
         -------
@@ -759,7 +795,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         >>> model.n_iter_, list(model.history_.columns[:3])
         (3, ['epoch', 'loss', 'recon'])
         """
-        return self._fit(X, y, partial=False)
+        return self._fit(X, y, partial=False, tilt_ranges=tilt_ranges)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -1101,7 +1137,13 @@ default=None
         """
         check_is_fitted(self, "module_")
         X, y, _ = self._check_X(X, y, reset=False)
-        source = BatchSource(X, self.input_shape_, self.input_mean_, self.input_scale_)
+        source = BatchSource(
+            X,
+            self.input_shape_,
+            self.input_mean_,
+            self.input_scale_,
+            wedge=self._wedge(self.input_shape_, len(X)),
+        )
         target = None
         if self.affinity is not None and self.gamma > 0:
             if self.affinity_matrix_ is not None and y is not None:
@@ -1136,6 +1178,46 @@ default=None
         tags.input_tags.allow_nan = False
         tags.target_tags.required = False
         return tags
+
+    def save(self, path):
+        """Save the model to a safe model file, read back by :func:`skavae.load`.
+
+        The file (suggested suffix ``.skavae``) is a zip archive of a JSON
+        description and the network's tensors; loading it never runs code from
+        the file. Pickle and ``joblib`` files, which scikit-learn tools use
+        (``clone``, ``GridSearchCV`` workers, caching), also work, but loading
+        them can execute code: load those only from sources you trust. The file
+        is written atomically. A callable parameter (a lambda affinity or
+        schedule) cannot be stored and is saved as None, with a warning.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write; an existing file is replaced.
+
+        Raises
+        ------
+        OSError
+            If the file cannot be written (the message names it).
+
+        See Also
+        --------
+        skavae.load : Read a saved model.
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np
+        >>> import skavae
+        >>> X = np.random.RandomState(0).rand(20, 8, 8)
+        >>> model = skavae.AffinityVAE(latent_dims=2, max_epochs=1, random_state=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.skavae")
+        >>> model.fit(X).save(path)
+        >>> bool(np.array_equal(skavae.load(path).transform(X), model.transform(X)))
+        True
+        """
+        from skavae._persistence import save_model
+
+        save_model(self, path)
 
     def __getstate__(self):
         state = super().__getstate__()

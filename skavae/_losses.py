@@ -29,6 +29,30 @@ def reconstruction_loss(x, x_hat):
     return F.mse_loss(x_hat, x, reduction="mean")
 
 
+def masked_reconstruction_loss(x, x_hat, support):
+    """Mean squared error over the *measured* Fourier coefficients only.
+
+    ``support`` (B, *half_spectrum) holds 1 where a coefficient of sample ``b``
+    was measured (e.g. outside its missing wedge) and 0 elsewhere, on the
+    half spectrum of :func:`torch.fft.rfftn`. By Parseval, the result is the
+    mean over measured coefficients of ``|F(x_hat - x)|^2 / N``: with every
+    coefficient measured it equals :func:`reconstruction_loss` (up to
+    round-off), and the decoder is free to fill the wedge instead of painting
+    its artefacts.
+    """
+    dims = tuple(range(2, x.ndim))
+    residual = torch.fft.rfftn(x_hat - x, dim=dims)
+    n_last = x.shape[-1]
+    herm = torch.full((n_last // 2 + 1,), 2.0, device=x.device, dtype=x_hat.dtype)
+    herm[0] = 1.0
+    if n_last % 2 == 0:
+        herm[-1] = 1.0
+    weight = support.to(x_hat.dtype)[:, None] * herm
+    n_voxels = float(torch.tensor(x.shape[2:]).prod())
+    power = residual.real.square() + residual.imag.square()
+    return (weight * power).sum() / (n_voxels * weight.sum().clamp_min(1.0))
+
+
 def kl_divergence(mu, log_var):
     """KL(N(mu, exp(log_var)) || N(0, 1)), averaged over latent dims and samples."""
     return -0.5 * torch.mean(1.0 + log_var - mu.pow(2) - log_var.exp())
@@ -63,8 +87,11 @@ def lookup_affinity(codes, class_matrix):
     return class_matrix[codes][:, codes]
 
 
-def vae_loss(x, x_hat, mu, log_var, beta, gamma, affinity=None):
+def vae_loss(x, x_hat, mu, log_var, beta, gamma, affinity=None, support=None):
     """Total loss and its terms.
+
+    With ``support`` (measured Fourier coefficients per sample, see
+    :func:`masked_reconstruction_loss`) the reconstruction term is wedge-aware.
 
     Returns
     -------
@@ -74,7 +101,10 @@ def vae_loss(x, x_hat, mu, log_var, beta, gamma, affinity=None):
     terms : dict of str to tensor
         ``recon``, ``kl`` and ``affinity`` (unweighted).
     """
-    recon = reconstruction_loss(x, x_hat)
+    if support is None:
+        recon = reconstruction_loss(x, x_hat)
+    else:
+        recon = masked_reconstruction_loss(x, x_hat, support)
     kl = kl_divergence(mu, log_var)
     if affinity is not None and gamma > 0:
         aff = affinity_loss(mu, affinity)

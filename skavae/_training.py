@@ -75,14 +75,22 @@ class BatchSource:
         Spatial shape of one object.
     mean, scale : float
         Standardisation: the network sees ``(x - mean) / scale``.
+    wedge : tuple (masks, index), default=None
+        Measured Fourier coefficients of each sample: ``masks`` (U, *half)
+        boolean rfftn half spectra, ``index[i]`` the mask of sample ``i``.
+        None means every coefficient is measured.
     """
 
-    def __init__(self, X, input_shape, mean, scale):
+    def __init__(self, X, input_shape, mean, scale, wedge=None):
         self.X = X
         self.input_shape = tuple(input_shape)
         self.mean = float(mean)
         self.scale = float(scale)
         self._tensor = None
+        self._masks = self._mask_index = None
+        if wedge is not None:
+            self._masks = torch.as_tensor(np.asarray(wedge[0]), dtype=torch.bool)
+            self._mask_index = torch.as_tensor(np.asarray(wedge[1]), dtype=torch.long)
         if type(X) is np.ndarray:  # in memory (a np.memmap is streamed instead)
             data = np.ascontiguousarray(X, dtype=np.float32)
             with warnings.catch_warnings():
@@ -102,6 +110,12 @@ class BatchSource:
         order = np.argsort(idx)  # memory maps read fastest in file order
         rows = np.asarray(self.X[idx[order]])
         return rows[np.argsort(order)]
+
+    def support(self, idx, device):
+        """Measured-coefficient masks of the batch ``idx``, or None (all)."""
+        if self._masks is None:
+            return None
+        return self._masks[self._mask_index[torch.as_tensor(idx)]].to(device)
 
     def get(self, idx, device):
         """Standardised batch ``idx`` on ``device``."""
@@ -220,7 +234,9 @@ def evaluate_loss(module, source, indices, beta, gamma, target, batch_size, devi
             x = source.get(idx, device)
             x_hat, mu, log_var, _ = module(x, sample=False)
             aff = target(idx, device) if target is not None else None
-            total, terms = vae_loss(x, x_hat, mu, log_var, beta, gamma, aff)
+            total, terms = vae_loss(
+                x, x_hat, mu, log_var, beta, gamma, aff, source.support(idx, device)
+            )
             w = len(idx)
             sums["loss"] += total.item() * w
             for k, v in terms.items():
@@ -298,7 +314,14 @@ def _train_epoch(
         with _autocast(device, config.precision):
             x_hat, mu, log_var, pose = module(x, generator=noise)
             total, terms = vae_loss(
-                x, x_hat.float(), mu.float(), log_var.float(), beta, gamma, aff
+                x,
+                x_hat.float(),
+                mu.float(),
+                log_var.float(),
+                beta,
+                gamma,
+                aff,
+                source.support(idx, device),
             )
         optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -6,17 +6,24 @@ Generators return ``(X, y)``: ``X`` a float32 array of images or volumes and
 elongation, ...) and a dict of one unrotated *template* per class, ready for
 :func:`skavae.affinity.class_affinity_matrix`.
 
+:func:`simulate_subtomograms` turns clean maps into realistic subtomograms
+(random SO(3) poses, crowding, CTF, missing wedge, noise at a stated SNR), with
+the :class:`CTF` and :class:`MissingWedge` models.
+
 :func:`load_mrc_folder` and :func:`save_mrc_folder` read and write folders of
 ``.mrc`` files (one object per file, label in the file name), lazily and
 atomically.
 """
 
+from skavae._ctf import CTF
+from skavae._wedge import MissingWedge
 from skavae.datasets._alphanumeric import (
     ALPHANUMERIC_CHARACTERS,
     ALPHANUMERIC_SEEN,
     ALPHANUMERIC_UNSEEN,
     make_alphanumeric,
 )
+from skavae.datasets._forward import simulate_subtomograms
 from skavae.datasets._mrc import MRCStack, load_mrc_folder, save_mrc_folder
 from skavae.datasets._proteins import (
     ECOLI_PROTEIN_IDS,
@@ -31,6 +38,8 @@ from skavae.datasets._tetraminos import (
 )
 
 __all__ = [
+    "CTF",
+    "MissingWedge",
     "ALPHANUMERIC_CHARACTERS",
     "ALPHANUMERIC_SEEN",
     "ALPHANUMERIC_UNSEEN",
@@ -45,4 +54,5 @@ __all__ = [
     "load_mrc_folder",
     "make_tetraminos",
     "save_mrc_folder",
+    "simulate_subtomograms",
 ]

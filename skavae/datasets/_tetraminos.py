@@ -23,10 +23,11 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
+from skavae.datasets._forward import apply_generator_options
 from skavae.datasets._transforms import (
+    check_rotate,
     pose_info,
-    rotation_matrices_3d,
-    sample_angles,
+    sample_rotations,
     sample_shifts,
 )
 from skavae.datasets._validation import (
@@ -195,6 +196,12 @@ def make_tetraminos(
     angle_step=10,
     max_shift=0.0,
     elongation=0.0,
+    voxel_size=None,
+    crowding=0,
+    ctf=None,
+    missing_wedge=None,
+    snr=None,
+    noise="white",
     test_size=None,
     return_info=False,
     random_state=None,
@@ -233,8 +240,11 @@ def make_tetraminos(
         ``size=32``), which keeps every shape rotated inside the box with room
         for a few voxels of translation. Parts of a shape pushed out of the box
         by large cubes, shifts or elongations are cropped.
-    rotate : bool, default=True
-        If False, all angles are 0.
+    rotate : bool or {"grid", "uniform"}, default=True
+        True (or ``"grid"``): angles drawn from the grid below about each of the
+        three array axes, as in the paper. ``"uniform"``: rotations drawn
+        uniformly from SO(3), reported as angles of the same convention. False:
+        all angles are 0.
     angle_step : float, default=10
         Angles are drawn from {angle_step, 2 angle_step, ..., 360} degrees; must
         divide 360.
@@ -244,6 +254,22 @@ def make_tetraminos(
     elongation : float, default=0.0
         Elongation factors are drawn uniformly in ``[1, 1 + elongation]`` and
         stretch the shape along its own long axis (before rotation).
+    voxel_size : float, default=None
+        Voxel edge in Å, needed only by ``ctf``.
+    crowding : int, default=0
+        Neighbouring molecules entering each box (see
+        :func:`simulate_subtomograms`).
+    ctf : None, bool or CTF, default=None
+        Contrast transfer function (``True``: 300 kV, Cs 2.7 mm, amplitude
+        contrast 0.07, 2-5 µm underfocus per particle, phase-flipped).
+    missing_wedge : None, (float, float) or MissingWedge, default=None
+        Tilt range in degrees, e.g. ``(-60, 60)`` (beam along axis 0, tilt
+        axis along axis 1), or a :class:`MissingWedge`.
+    snr : float, default=None
+        Signal-to-noise ratio per sample: variance of the noise-free box over
+        the variance of the added Gaussian noise. None adds no noise.
+    noise : {"white", "wedge"}, default="white"
+        White noise, or noise confined to the measured wedge.
     test_size : float, default=None
         If given, ``info`` gets a stratified ``split`` column with a fraction
         ``test_size`` of each class marked ``"test"``, the others ``"train"``.
@@ -262,8 +288,10 @@ def make_tetraminos(
         Only if ``return_info``: columns ``label``, ``angle_0``, ``angle_1``,
         ``angle_2`` (degrees about array axes 0, 1, 2, applied in that order),
         ``shift_0``, ``shift_1``, ``shift_2`` (voxels), ``elongation`` (factor),
-        ``seen`` (one of :data:`TETRAMINO_SEEN`) and, with ``test_size``,
-        ``split``.
+        ``seen`` (one of :data:`TETRAMINO_SEEN`), with ``test_size``,
+        ``split``, and with a forward-model option the columns of
+        :func:`simulate_subtomograms` (``snr``, ``defocus_um``, ``tilt_min``,
+        ``tilt_max``, ...).
     templates : dict of str to ndarray of shape (size, size, size)
         Only if ``return_info``: each class unrotated, unshifted and not
         elongated; binary, with ``n_cubes * cube_size**3`` ones.
@@ -299,8 +327,7 @@ def make_tetraminos(
             f"cube_size={cube_size} is too large for size={size}: a row of four "
             "cubes must fit in the box (4 * cube_size <= size)."
         )
-    if not isinstance(rotate, (bool, np.bool_)):
-        raise ValueError(f"rotate must be True or False; got {rotate!r}.")
+    rotate = check_rotate(rotate)
     angle_step = check_angle_step(angle_step)
     max_shift = check_real(max_shift, "max_shift", low=0.0, high=size / 2)
     elongation = check_real(elongation, "elongation", low=0.0, high=3.0)
@@ -308,7 +335,9 @@ def make_tetraminos(
     rng = check_random_state(random_state)
 
     class_index = balanced_labels(n_samples, len(names), rng)
-    angles = sample_angles(n_samples, rng, angle_step=angle_step, rotate=rotate)
+    angles, rotations = sample_rotations(
+        n_samples, rng, rotate=rotate, angle_step=angle_step
+    )
     shifts = sample_shifts(n_samples, max_shift, rng)
     factors = (
         rng.uniform(1.0, 1.0 + elongation, size=n_samples)
@@ -316,7 +345,6 @@ def make_tetraminos(
         else np.ones(n_samples)
     )
     split = assign_split(class_index, test_size, rng)
-    rotations = rotation_matrices_3d(angles)
 
     X = np.empty((n_samples, size, size, size), dtype=np.float32)
     for k, name in enumerate(names):
@@ -331,13 +359,25 @@ def make_tetraminos(
                 factors[members],
             )
     y = np.asarray(names)[class_index]
+    info = pose_info(y, angles, shifts) if return_info else None
+    if return_info:
+        info["elongation"] = factors
+        info["seen"] = np.isin(y, TETRAMINO_SEEN)
+        if split is not None:
+            info["split"] = split
+    X, info = apply_generator_options(
+        X,
+        info,
+        rng,
+        voxel_size=voxel_size,
+        crowding=crowding,
+        ctf=ctf,
+        missing_wedge=missing_wedge,
+        snr=snr,
+        noise=noise,
+    )
     if not return_info:
         return X, y
-    info = pose_info(y, angles, shifts)
-    info["elongation"] = factors
-    info["seen"] = np.isin(y, TETRAMINO_SEEN)
-    if split is not None:
-        info["split"] = split
     identity = np.eye(3)[None]
     no_shift, no_stretch = np.zeros((1, 3)), np.ones(1)
     templates = {

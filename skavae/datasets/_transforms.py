@@ -74,6 +74,36 @@ def sample_angles(n_samples, rng, *, angle_step=10.0, rotate=True):
     return rng.randint(1, n_steps + 1, size=(n_samples, 3)) * float(angle_step)
 
 
+def check_rotate(rotate):
+    """``rotate`` of the 3D generators: True/"grid", "uniform" or False."""
+    if isinstance(rotate, (bool, np.bool_)):
+        return "grid" if rotate else None
+    if rotate in ("grid", "uniform"):
+        return rotate
+    raise ValueError(
+        f"rotate must be True (or 'grid'), 'uniform' or False; got {rotate!r}."
+    )
+
+
+def sample_rotations(n_samples, rng, *, rotate="grid", angle_step=10.0):
+    """Angles (n, 3) and rotation matrices (n, 3, 3) of random poses.
+
+    ``rotate="grid"`` draws angles from {step, ..., 360} about the three array
+    axes (the paper's poses); ``"uniform"`` draws rotations uniformly from SO(3)
+    (Haar measure) and reports them as angles of the same convention; ``None``
+    is the identity.
+    """
+    if rotate == "uniform":
+        from scipy.spatial.transform import Rotation
+
+        R = Rotation.random(n_samples, random_state=rng).as_matrix()
+        return Rotation.from_matrix(R).as_euler("xyz", degrees=True), R
+    angles = sample_angles(
+        n_samples, rng, angle_step=angle_step, rotate=rotate is not None
+    )
+    return angles, rotation_matrices_3d(angles)
+
+
 def sample_shifts(n_samples, max_shift, rng, ndim=3):
     """Uniform translations in [-max_shift, max_shift] voxels per axis."""
     if max_shift == 0:
