@@ -26,15 +26,16 @@ exactly two members:
     dicts (as key-value pairs, keys of any type), numpy scalars and arrays
     (dtype, shape and values, so they read back with their exact dtype),
     pandas DataFrames (index, columns and one array per column),
-    paths, torch devices, RandomState instances (their state), the affinity
-    metrics of :mod:`skavae.affinity` (class name and their own parameters,
-    rebuilt from an allow-list of skavae classes) and tensors (a key of
-    ``tensors.pt``). Floats are written with :func:`repr` precision, so they
-    read back bit for bit; NaN and infinities are written as ``NaN`` and
-    ``Infinity``, which :func:`json.loads` reads. A parameter that is a user
-    callable (a lambda affinity or schedule) cannot be stored: it is written as
-    null with a note in ``notes``, and loading warns that it was replaced by
-    None.
+    paths, torch devices, RandomState instances (their state), skavae objects
+    - the affinity metrics of :mod:`skavae.affinity` and the data models of
+    :mod:`skavae.datasets` (``MissingWedge``, ``CTF``) - as class name and
+    their own parameters, rebuilt from an allow-list of skavae classes, and
+    tensors (a key of ``tensors.pt``). Floats are written with :func:`repr`
+    precision, so they read back bit for bit; NaN and infinities are written
+    as ``NaN`` and ``Infinity``, which :func:`json.loads` reads. A parameter
+    that is a user callable (a lambda affinity or schedule) cannot be stored:
+    it is written as null with a note in ``notes``, and loading warns that it
+    was replaced by None.
 ``tensors.pt``
     A flat ``{str: tensor}`` dict written with :func:`torch.save`: the
     network's ``state_dict`` under ``module_.<name>`` and any other fitted
@@ -67,6 +68,8 @@ import json
 import math
 import os
 import pathlib
+import pickle  # for pickle.UnpicklingError only: nothing here unpickles
+import re
 import tempfile
 import warnings
 import zipfile
@@ -164,20 +167,36 @@ def _estimator_classes():
     return {"AffinityVAE": AffinityVAE}
 
 
-def _affinity_classes():
-    """The concrete affinity metrics exported by :mod:`skavae.affinity`."""
-    import skavae.affinity as affinity
+#: skavae classes a parameter may hold besides the affinity metrics (when the
+#: installed skavae.datasets exports them)
+_DATASET_PARAMETER_CLASSES = ("MissingWedge", "CTF")
 
-    classes = {}
-    for name in affinity.__all__:
-        cls = getattr(affinity, name)
-        if (
-            isinstance(cls, type)
-            and issubclass(cls, affinity.Affinity)
-            and not inspect.isabstract(cls)
-        ):
-            classes[name] = cls
-    return classes
+
+def _parameter_classes():
+    """The skavae classes a parameter may hold, rebuilt by name on load.
+
+    The concrete affinity metrics exported by :mod:`skavae.affinity` and the
+    data models of :mod:`skavae.datasets` named in ``_DATASET_PARAMETER_CLASSES``:
+    scikit-learn style classes whose ``__init__`` only stores its parameters.
+    """
+    from sklearn.base import BaseEstimator
+
+    import skavae.affinity as affinity
+    import skavae.datasets as datasets
+
+    found = [getattr(affinity, name) for name in affinity.__all__]
+    found = [
+        cls
+        for cls in found
+        if isinstance(cls, type)
+        and issubclass(cls, affinity.Affinity)
+        and not inspect.isabstract(cls)
+    ]
+    for name in _DATASET_PARAMETER_CLASSES:
+        cls = getattr(datasets, name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseEstimator):
+            found.append(cls)
+    return {cls.__name__: cls for cls in found}
 
 
 # --------------------------------------------------------------------- encoding
@@ -220,10 +239,10 @@ class _Encoder:
             state = self(value.get_state(legacy=True), where)
             return {"$type": "RandomState", "state": state}
         name = type(value).__name__
-        if _affinity_classes().get(name) is type(value):
+        if _parameter_classes().get(name) is type(value):
             params = value.get_params(deep=False)
             encoded = {k: self(v, f"{where}.{k}") for k, v in params.items()}
-            return {"$type": "affinity", "class": name, "params": encoded}
+            return {"$type": "object", "class": name, "params": encoded}
         if callable(value):
             what = getattr(value, "__qualname__", type(value).__qualname__)
             self.notes.append(
@@ -471,7 +490,7 @@ class _Decoder:
             "path": self._path,
             "device": self._device,
             "RandomState": self._random_state,
-            "affinity": self._affinity,
+            "object": self._object,
         }.get(kind)
         if decode is None:
             raise _fail(self.path, f"unknown entry type {kind!r}.")
@@ -593,15 +612,16 @@ class _Decoder:
             raise _fail(self.path, "malformed 'RandomState' entry.") from None
         return rng
 
-    def _affinity(self, node):
+    def _object(self, node):
         _check_keys(node, ["class", "params"], self.path)
         name, params = node["class"], node["params"]
-        classes = _affinity_classes()
+        classes = _parameter_classes()
         if name not in classes:
             raise _fail(
                 self.path,
-                f"names the affinity class {name!r}, which is not one of the "
-                f"skavae classes a model file may hold ({', '.join(classes)}).",
+                f"names the class {name!r}, which is not one of the skavae "
+                f"classes a parameter in a model file may hold "
+                f"({', '.join(classes)}).",
             )
         if not isinstance(params, dict):
             raise _fail(self.path, f"malformed parameters of {name}.")
@@ -684,18 +704,35 @@ def _read_tensors(archive, path):
     except Exception as exc:  # zip CRC, zlib and EOF errors
         raise _fail(path, f"{TENSORS_NAME} is corrupted ({_short(exc)}).") from None
     try:
-        tensors = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # weights-only unpickler refusals, torch format errors
+        with warnings.catch_warnings():  # torch's notes on odd pickle protocols
+            warnings.simplefilter("ignore")
+            tensors = torch.load(
+                io.BytesIO(data), map_location="cpu", weights_only=True
+            )
+    except pickle.UnpicklingError as exc:  # the weights-only unpickler refused
         raise _fail(
             path,
-            f"{TENSORS_NAME} is not a plain file of tensors and was not loaded "
-            f"({_short(exc)}).",
+            f"{TENSORS_NAME} is not a plain file of tensors ({_refused(exc)}) and "
+            "was not loaded: a file like this one can be crafted to run code.",
         ) from None
+    except Exception as exc:  # torch format errors: a truncated or damaged file
+        first = " ".join(str(exc).split()).split(". ")[0]
+        raise _fail(path, f"{TENSORS_NAME} is corrupted ({_short(first)}).") from None
     if not isinstance(tensors, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()
     ):
         raise _fail(path, f"{TENSORS_NAME} is not a flat dict of tensors.")
     return tensors
+
+
+def _refused(exc):
+    """What the weights-only unpickler refused, from its (long) message."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return f"it refers to {found.group(1)}"
+    found = re.search(r"WeightsUnpickler error: (.+?)(?: Check the|$)", text)
+    return f"weights-only unpickler: {_short(found.group(1) if found else text, 80)}"
 
 
 def _short(exc, limit=200):
@@ -780,10 +817,10 @@ def load_model(path):
 
     Nothing in the file is unpickled as an arbitrary object: the description is
     JSON, the weights are read with ``torch.load(weights_only=True)``, and the
-    only classes built are :class:`~skavae.AffinityVAE` and the affinity
-    metrics of :mod:`skavae.affinity`. Pickle and ``joblib`` files are refused
-    (loading them can run code: load those only from sources you trust, with
-    ``joblib.load``).
+    only classes built are :class:`~skavae.AffinityVAE`, the affinity metrics
+    of :mod:`skavae.affinity` and the data models of :mod:`skavae.datasets`.
+    Pickle and ``joblib`` files are refused (loading them can run code: load
+    those only from sources you trust, with ``joblib.load``).
 
     Parameters
     ----------
