@@ -33,7 +33,8 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.fft
 
-from skavae.affinity._base import Affinity
+from skavae._wedge import MissingWedge, as_missing_wedge, check_tilt_ranges
+from skavae.affinity._base import Affinity, _as_objects
 
 __all__ = ["FSCAffinity"]
 
@@ -100,6 +101,14 @@ class FSCAffinity(Affinity):
         If True, each object is translated (by an exact, sub-voxel Fourier
         phase shift, periodic) so that the centre of mass of its above-mean
         intensities lies at the centre of the box before comparison.
+    missing_wedge : None, (float, float) or MissingWedge, default=None
+        Wedge compensation (3D): the correlation of each shell runs only over
+        the Fourier coefficients measured in *both* objects (the constrained
+        correlation of subtomogram averaging), and shells are weighted by the
+        number of such coefficients. With a wedge common to all objects (in
+        their frame) this is one inner product, as without a wedge; per-object
+        tilt ranges are given to the call: ``metric(X, Y, tilt_ranges=...,
+        tilt_ranges_y=...)``.
     chunk_size : int, default=256
         Objects transformed, and rows of the output computed, per block.
         Memory is the output matrix plus ``(n_x + n_y) * 2 * n_coef`` float64
@@ -165,6 +174,7 @@ class FSCAffinity(Affinity):
         weighting="count",
         center=False,
         chunk_size=256,
+        missing_wedge=None,
     ):
         self.resolution = resolution
         self.voxel_size = voxel_size
@@ -173,6 +183,31 @@ class FSCAffinity(Affinity):
         self.weighting = weighting
         self.center = center
         self.chunk_size = chunk_size
+        self.missing_wedge = missing_wedge
+
+    def __call__(self, X, Y=None, *, tilt_ranges=None, tilt_ranges_y=None):
+        """Similarity matrix between the objects of ``X`` and ``Y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_x, ...)
+            Stack of objects.
+        Y : array-like of shape (n_y, ...), default=None
+            Second stack; ``None`` means ``Y = X``.
+        tilt_ranges, tilt_ranges_y : array-like of shape (n, 2), default=None
+            Per-object tilt ranges (degrees) of ``X`` and ``Y`` for wedge
+            compensation with a wedge that differs between objects (the axis
+            and increment come from ``missing_wedge``, default
+            ``MissingWedge()``). 3D only.
+
+        Returns
+        -------
+        S : ndarray of shape (n_x, n_y)
+            Similarities in [-1, 1].
+        """
+        if tilt_ranges is None and tilt_ranges_y is None:
+            return super().__call__(X, Y)
+        return self._compensated(X, Y, tilt_ranges, tilt_ranges_y)
 
     # ------------------------------------------------------------------ setup
     def _check_params(self):
@@ -208,7 +243,7 @@ class FSCAffinity(Affinity):
         if not isinstance(self.center, (bool, np.bool_)):
             raise ValueError(f"center must be True or False; got {self.center!r}.")
 
-    def _prepare(self, X, Y):
+    def _prepare(self, X, Y, common_wedge=True):
         self._check_params()
         shape = X.shape[1:]
         n_ref = min(shape)
@@ -255,7 +290,16 @@ class FSCAffinity(Affinity):
         h_last = np.where((last == 0) | (2 * last == n_last), 1.0, 2.0)
         herm = np.broadcast_to(h_last, grids[0].shape).ravel()
 
-        keep = np.flatnonzero((shell >= 1) & (shell <= max_shell))
+        in_band = (shell >= 1) & (shell <= max_shell)
+        wedge = as_missing_wedge(self.missing_wedge)
+        if wedge is not None and common_wedge:
+            if len(shape) != 3:
+                raise ValueError(
+                    f"missing_wedge applies to 3D volumes; got objects of shape "
+                    f"{shape}."
+                )
+            in_band &= wedge.mask(shape).ravel()
+        keep = np.flatnonzero(in_band)
         keep = keep[np.argsort(shell[keep], kind="stable")]
         shell_k = shell[keep]
         shells, starts, inverse = np.unique(
@@ -324,3 +368,72 @@ class FSCAffinity(Affinity):
 
     def _pairwise_block(self, A, B, state):
         return A @ B.T
+
+    # ------------------------------------------------------- per-object wedges
+    def _compensated(self, X, Y, tilt_ranges, tilt_ranges_y):
+        """Constrained correlation with a wedge per object (one pass per shell)."""
+        X = _as_objects(X, "X")
+        Y_is_X = Y is None
+        Y = X if Y_is_X else _as_objects(Y, "Y")
+        if X.shape[1:] != Y.shape[1:]:
+            raise ValueError(
+                f"X and Y must hold objects of the same shape; got {X.shape[1:]} "
+                f"and {Y.shape[1:]}."
+            )
+        shape = X.shape[1:]
+        if len(shape) != 3:
+            raise ValueError(
+                f"tilt_ranges apply to 3D volumes; got objects of shape {shape}."
+            )
+        for A, name in ((X, "X"), (Y, "Y")):
+            if not np.isfinite(A).all():
+                raise ValueError(f"{name} contains NaN or infinity.")
+        wedge = as_missing_wedge(self.missing_wedge) or MissingWedge()
+        lo_hi = wedge.validate()
+        rx = (
+            np.tile(lo_hi, (len(X), 1))
+            if tilt_ranges is None
+            else check_tilt_ranges(tilt_ranges, len(X), "tilt_ranges")
+        )
+        if Y_is_X:
+            ry = rx
+        elif tilt_ranges_y is None:
+            ry = np.tile(lo_hi, (len(Y), 1))
+        else:
+            ry = check_tilt_ranges(tilt_ranges_y, len(Y), "tilt_ranges_y")
+        state = self._prepare(X, Y, common_wedge=False)
+        keep, herm = state["keep"], state["herm"]
+
+        def spectra(A, ranges):
+            masks, index = wedge.masks(shape, ranges)
+            M = masks.reshape(len(masks), -1)[:, keep][index].astype(np.float64)
+            A = np.asarray(A, dtype=np.float64)
+            F = scipy.fft.rfftn(A, axes=(1, 2, 3)).reshape(len(A), -1)[:, keep]
+            if self.center:
+                F = F * self._centring_phase(A, state)
+            return F * M, M
+
+        FX, MX = spectra(X, rx)
+        FY, MY = (FX, MX) if Y_is_X else spectra(Y, ry)
+        bounds = list(state["starts"]) + [len(keep)]
+        total = np.zeros((len(X), len(Y)))
+        weight = np.zeros((len(X), len(Y)))
+        for k in range(len(state["shells"])):  # a handful of shells, not pairs
+            sl = slice(bounds[k], bounds[k + 1])
+            h = herm[sl]
+            fx, fy, mx, my = FX[:, sl], FY[:, sl], MX[:, sl], MY[:, sl]
+            num = (fx.real * h) @ fy.real.T + (fx.imag * h) @ fy.imag.T
+            px = (fx.real**2 + fx.imag**2) * h
+            py = (fy.real**2 + fy.imag**2) * h
+            den = (px @ my.T) * (mx @ py.T)
+            count = (mx * h) @ my.T
+            ok = den > 0
+            fsc = np.where(ok, num / np.sqrt(np.where(ok, den, 1.0)), 0.0)
+            w = count if self.weighting == "count" else (count > 0).astype(float)
+            total += w * fsc
+            weight += w
+        out = np.where(weight > 0, total / np.where(weight > 0, weight, 1.0), 0.0)
+        np.clip(out, -1.0, 1.0, out=out)
+        if Y_is_X:
+            np.fill_diagonal(out, 1.0)
+        return out
