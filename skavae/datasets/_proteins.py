@@ -97,12 +97,13 @@ import numpy as np
 from scipy import ndimage
 from sklearn.utils import check_random_state
 
+from skavae.datasets._forward import apply_generator_options
 from skavae.datasets._pdb import is_structure_file, structure_label
 from skavae.datasets._shipped import _DATA_DIR, load_atoms, load_ecoli
 from skavae.datasets._transforms import (
+    check_rotate,
     pose_info,
-    rotation_matrices_3d,
-    sample_angles,
+    sample_rotations,
     sample_shifts,
     splat_trilinear,
 )
@@ -302,6 +303,11 @@ def make_proteins(
     max_shift=0.0,
     include_hydrogens=False,
     include_hetatm=True,
+    crowding=0,
+    ctf=None,
+    missing_wedge=None,
+    snr=None,
+    noise="white",
     test_size=None,
     return_info=False,
     random_state=None,
@@ -355,8 +361,12 @@ def make_proteins(
     sigma_factor : float, default=1 / (pi * sqrt(2)) ~ 0.225
         Gaussian standard deviation as a fraction of the resolution (Chimera's
         molmap default).
-    rotate : bool, default=True
-        If False, all angles are 0 (every map of a class equals its template).
+    rotate : bool or {"grid", "uniform"}, default=True
+        True (or ``"grid"``): angles drawn from the grid below about each of the
+        three array axes, as in the paper. ``"uniform"``: rotations drawn
+        uniformly from SO(3) (the coordinates are rotated exactly), reported
+        as angles of the same convention. False: all angles are 0 (every map of
+        a class equals its template).
     angle_step : float, default=10
         Angles are drawn from {angle_step, 2 angle_step, ..., 360} degrees; must
         divide 360.
@@ -368,6 +378,21 @@ def make_proteins(
         E. coli structures are stored without them).
     include_hetatm : bool, default=True
         Keep HETATM records other than water.
+    crowding : int, default=0
+        Neighbouring molecules entering each box (see
+        :func:`simulate_subtomograms`).
+    ctf : None, bool or CTF, default=None
+        Contrast transfer function at ``voxel_size`` (``True``: 300 kV, Cs
+        2.7 mm, amplitude contrast 0.07, 2-5 µm underfocus per particle,
+        phase-flipped).
+    missing_wedge : None, (float, float) or MissingWedge, default=None
+        Tilt range in degrees, e.g. ``(-60, 60)`` (beam along axis 0, tilt
+        axis along axis 1), or a :class:`MissingWedge`.
+    snr : float, default=None
+        Signal-to-noise ratio per sample: variance of the noise-free box over
+        the variance of the added Gaussian noise. None adds no noise.
+    noise : {"white", "wedge"}, default="white"
+        White noise, or noise confined to the measured wedge.
     test_size : float, default=None
         If given, ``info`` gets a stratified ``split`` column with a fraction
         ``test_size`` of each class marked ``"test"``, the others ``"train"``.
@@ -385,10 +410,13 @@ def make_proteins(
     info : pandas.DataFrame
         Only if ``return_info``: columns ``label``, ``angle_0``, ``angle_1``,
         ``angle_2`` (degrees about array axes 0, 1, 2, applied in that order),
-        ``shift_0``, ``shift_1``, ``shift_2`` (voxels) and, with ``test_size``,
-        ``split``.
+        ``shift_0``, ``shift_1``, ``shift_2`` (voxels), with ``test_size``,
+        ``split``, and with a forward-model option the columns of
+        :func:`simulate_subtomograms` (``snr``, ``defocus_um``, ``tilt_min``,
+        ``tilt_max``, ...).
     templates : dict of str to ndarray of shape (size, size, size)
-        Only if ``return_info``: each structure unrotated and centred.
+        Only if ``return_info``: each structure unrotated and centred, clean
+        (no CTF, wedge or noise): the references for a class affinity matrix.
 
     Raises
     ------
@@ -425,8 +453,7 @@ def make_proteins(
     sigma_factor = check_real(
         sigma_factor, "sigma_factor", low=0.0, low_inclusive=False
     )
-    if not isinstance(rotate, (bool, np.bool_)):
-        raise ValueError(f"rotate must be True or False; got {rotate!r}.")
+    rotate = check_rotate(rotate)
     angle_step = check_angle_step(angle_step)
     max_shift = check_real(max_shift, "max_shift", low=0.0, high=size / 2)
     test_size = check_test_size(test_size)
@@ -463,10 +490,11 @@ def make_proteins(
         atoms.append((coords, weights))
 
     class_index = balanced_labels(n_samples, len(pairs), rng)
-    angles = sample_angles(n_samples, rng, angle_step=angle_step, rotate=rotate)
+    angles, rotations = sample_rotations(
+        n_samples, rng, rotate=rotate, angle_step=angle_step
+    )
     shifts = sample_shifts(n_samples, max_shift, rng)
     split = assign_split(class_index, test_size, rng)
-    rotations = rotation_matrices_3d(angles)
 
     X = np.empty((n_samples, size, size, size), dtype=np.float32)
     for k, (coords, weights) in enumerate(atoms):
@@ -483,11 +511,22 @@ def make_proteins(
             )
     labels = [label for label, _ in pairs]
     y = np.asarray(labels)[class_index]
+    info = pose_info(y, angles, shifts) if return_info else None
+    if return_info and split is not None:
+        info["split"] = split
+    X, info = apply_generator_options(
+        X,
+        info,
+        rng,
+        voxel_size=voxel_size,
+        crowding=crowding,
+        ctf=ctf,
+        missing_wedge=missing_wedge,
+        snr=snr,
+        noise=noise,
+    )
     if not return_info:
         return X, y
-    info = pose_info(y, angles, shifts)
-    if split is not None:
-        info["split"] = split
     identity, no_shift = np.eye(3)[None], np.zeros((1, 3))
     templates = {
         label: _simulate(c, w, identity, no_shift, size, voxel_size, sigma_vox)[0]
