@@ -853,7 +853,7 @@ def load_model(path):
 
     See Also
     --------
-    save_model : Write a model file.
+    skavae.AffinityVAE.save : Write a model file.
 
     Examples
     --------
