@@ -138,6 +138,16 @@ def test_save_is_atomic_and_refuses_to_overwrite(tmp_path, volumes, monkeypatch)
     assert sorted(os.listdir(target)) == ["ribosome_00000.mrc"]
 
 
+def test_saved_files_get_the_permissions_of_the_umask(tmp_path, volumes):
+    X, y = volumes
+    previous = os.umask(0o022)
+    try:
+        paths = save_mrc_folder(X[:2], y[:2], tmp_path)
+    finally:
+        os.umask(previous)
+    assert [os.stat(p).st_mode & 0o777 for p in paths] == [0o644, 0o644]
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -23,11 +23,12 @@ number of files work.
 from __future__ import annotations
 
 import os
-import tempfile
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+
+from skavae._persistence import atomic_path
 
 __all__ = ["MRCStack", "load_mrc_folder", "save_mrc_folder"]
 
@@ -377,8 +378,8 @@ def save_mrc_folder(X, y, path, *, voxel_size=1.0, overwrite=False):
 
     Each file is written to a temporary file in the destination folder and
     renamed into place (:func:`os.replace`), so an interrupted save never
-    leaves a partial ``.mrc`` file; :func:`load_mrc_folder` reads the folder
-    back with the same labels.
+    leaves a partial ``.mrc`` file (permissions follow the umask);
+    :func:`load_mrc_folder` reads the folder back with the same labels.
 
     Parameters
     ----------
@@ -458,15 +459,9 @@ def save_mrc_folder(X, y, path, *, voxel_size=1.0, overwrite=False):
                 f"Object {i} has shape {data.shape}; .mrc files hold 2D images or "
                 "3D volumes."
             )
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".mrc.part", dir=path)
-        os.close(fd)
-        try:
+        # temporary file, renamed into place; permissions from the umask
+        with atomic_path(target, suffix=".mrc.part") as tmp:
             with mrcfile.new(tmp, overwrite=True) as mrc:
                 mrc.set_data(np.ascontiguousarray(data))
                 mrc.voxel_size = vs
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
     return targets
