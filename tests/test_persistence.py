@@ -42,13 +42,21 @@ CASES = {
     "no-pose": (dict(pose_dims=0), IMAGES, LABELS),
     "no-labels": (dict(affinity=MeanDifference(scale=1.0)), IMAGES, None),
     "volumes": (dict(filters=(4,), pose_dims=3), VOLUMES, None),
+    "flat-frame": (
+        dict(input_shape=(16, 16)),
+        pd.DataFrame(IMAGES.reshape(24, -1)).add_prefix("px"),
+        LABELS,
+    ),
+    "signals": (dict(filters=(4,), pose_dims=0), IMAGES[:, 0, :], None),
 }
 
 
 @pytest.fixture(scope="module", params=list(CASES))
 def fitted(request):
     params, X, y = CASES[request.param]
-    return AffinityVAE(**{**TINY, **params}).fit(X, y), X, y
+    with warnings.catch_warnings():  # random data: an uninformative affinity
+        warnings.simplefilter("ignore", UserWarning)
+        return AffinityVAE(**{**TINY, **params}).fit(X, y), X, y
 
 
 def _same(a, b):
