@@ -240,3 +240,19 @@ def test_wedge_compensated_fsc(maps):
     np.testing.assert_allclose(common(maps), per_object, atol=1e-9)
     with pytest.raises(ValueError, match="tilt_ranges"):
         fsc(maps, tilt_ranges=np.zeros((2, 2)))
+
+
+def test_uninformative_class_matrix_warns():
+    from skavae.affinity import FSCAffinity, SOAPAffinity, class_affinity_matrix
+
+    X, y = make_tetraminos(
+        n_samples=60, size=16, rotate="uniform", snr=0.1, random_state=0
+    )
+    with pytest.warns(UserWarning, match="little information"):
+        class_affinity_matrix(X, y, FSCAffinity(), random_state=0)
+    _, _, _, templates = make_tetraminos(n_samples=6, size=16, return_info=True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        class_affinity_matrix(metric=SOAPAffinity(), templates=templates)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral
 
@@ -406,7 +407,39 @@ def class_affinity_matrix(
         )
     np.fill_diagonal(values, 1.0)
     values = np.clip(values, -1.0, 1.0)
+    _warn_if_uninformative(values, from_members=templates is None)
     return pd.DataFrame(values, index=labels, columns=labels)
+
+
+#: A class matrix whose off-diagonal values span less than this carries no
+#: information on which classes are alike (only "same" vs "different").
+UNINFORMATIVE_SPREAD = 0.15
+
+
+def _warn_if_uninformative(values, *, from_members):
+    """UserWarning when the off-diagonal entries barely differ from each other."""
+    if len(values) < 3:
+        return
+    off = values[~np.eye(len(values), dtype=bool)]
+    spread = float(off.max() - off.min())
+    if spread >= UNINFORMATIVE_SPREAD:
+        return
+    hint = (
+        " It was built from sampled class members: a metric that depends on "
+        "orientation (FSCAffinity, MeanDifference) scores randomly rotated or "
+        "noisy members near 0 whatever their shape. Give one clean template "
+        "per class (templates=...), use a rotation-invariant metric "
+        "(SOAPAffinity), or pass a precomputed matrix."
+        if from_members
+        else ""
+    )
+    warnings.warn(
+        f"The class affinity matrix carries little information: its off-diagonal "
+        f"values span only {off.min():.3f} to {off.max():.3f} (less than "
+        f"{UNINFORMATIVE_SPREAD}).{hint}",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def write_affinity_csv(matrix, path):
