@@ -3,6 +3,7 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skavae import AffinityVAE
+from skavae.preprocessing import BandPassFilter
 
 
 def _expected_failed_checks(estimator):
@@ -30,6 +31,8 @@ def _expected_failed_checks(estimator):
             schedule_cycles=1,
             random_state=0,
         ),
+        BandPassFilter(),
+        BandPassFilter(voxel_size=5.0, lowpass=20.0, highpass=200.0),
     ],
     expected_failed_checks=_expected_failed_checks,
 )

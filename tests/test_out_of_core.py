@@ -73,7 +73,9 @@ def test_fit_transform_on_a_memory_map_equal_in_memory(volumes, npy_files, dtype
     Z = model.transform(mm)
     assert Z.shape == (len(X), 3)
     assert Z.dtype == in_memory.dtype
-    np.testing.assert_array_equal(Z, reference.transform(in_memory))
+    # same weights, same batches; float32 convolution kernels may round in a
+    # different order for buffers of different alignment (a few ulp)
+    np.testing.assert_allclose(Z, reference.transform(in_memory), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(
         model.history_["loss"].to_numpy(), reference.history_["loss"].to_numpy()
     )

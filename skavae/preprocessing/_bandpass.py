@@ -8,7 +8,7 @@ import numpy as np
 import scipy.fft
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["BandPassFilter"]
 
@@ -65,7 +65,8 @@ class BandPassFilter(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Attributes
     ----------
     n_features_in_ : int
-        Number of values per object.
+        Size of the objects' first axis (scikit-learn's convention; the values
+        per object of a 2D table).
     input_shape_ : tuple of int
         Shape of one object.
 
@@ -97,19 +98,11 @@ class BandPassFilter(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.normalize = normalize
 
     def _check(self, X, reset):
-        X = np.asarray(X)
-        if X.ndim < 2 or not np.issubdtype(X.dtype, np.number):
-            raise ValueError(
-                "X must be a numeric stack of objects (n_samples, ...); got "
-                f"shape {X.shape} and dtype {X.dtype}."
-            )
-        if np.iscomplexobj(X):
-            raise ValueError("X must be real; got complex values.")
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinity.")
+        X = validate_data(
+            self, X, reset=reset, allow_nd=True, dtype=[np.float64, np.float32]
+        )
         if reset:
             self.input_shape_ = X.shape[1:]
-            self.n_features_in_ = int(np.prod(X.shape[1:]))
         elif X.shape[1:] != self.input_shape_:
             raise ValueError(
                 f"X holds objects of shape {X.shape[1:]}; this filter was fitted on "
@@ -172,5 +165,6 @@ class BandPassFilter(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = True
+        tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
