@@ -252,6 +252,15 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     over voxels, KL over latent dimensions, affinity over pairs), which is what
     gives the paper's ranges of ``beta`` and ``gamma`` their meaning.
 
+    Save a fitted model with :meth:`save` and read it with :func:`skavae.load`
+    (loading never runs code from the file). Pickle and joblib files also
+    work, for scikit-learn's tools, but execute code when loaded: load them
+    only from sources you trust.
+
+    For subtomograms see the user guide's "Real subtomograms" page:
+    ``missing_wedge``, wedge-compensated FSC affinities from clean templates and
+    band-pass preprocessing (:class:`skavae.preprocessing.BandPassFilter`).
+
     References
     ----------
     J. Mirecka et al., "Affinity-VAE for disentanglement, clustering and
