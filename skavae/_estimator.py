@@ -25,6 +25,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skavae._augment import rotation_group
 from skavae._checkpoint import (
     affinity_key,
     clear_checkpoints,
@@ -213,6 +214,11 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         coefficients (a mean over them, so it equals the plain MSE when nothing
         is missing), and the decoder is not taught to paint the wedge's
         artefacts. Per-sample ranges go to ``fit(..., tilt_ranges=...)``.
+    augment : bool, default=False
+        Rotate each training sample by a random exact rotation that keeps the
+        missing wedge in place: 180° about the array axes in 3D (about the
+        tilt axis only for an asymmetric tilt range), multiples of 90° for
+        square 2D images (see :mod:`skavae._augment`). Never mirrors.
 
     Attributes
     ----------
@@ -313,6 +319,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "checkpoint_dir": [None, str, os.PathLike],
         "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
         "missing_wedge": [None, "array-like", MissingWedge],
+        "augment": ["boolean"],
     }
 
     def __init__(
@@ -349,6 +356,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         checkpoint_dir=None,
         checkpoint_every=1,
         missing_wedge=None,
+        augment=False,
     ):
         self.latent_dims = latent_dims
         self.pose_dims = pose_dims
@@ -382,6 +390,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.missing_wedge = missing_wedge
+        self.augment = augment
 
     # ------------------------------------------------------------------ input
     def _check_filters(self):
@@ -722,6 +731,11 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             beta_factor=self._schedule(self.beta_schedule, "beta_schedule"),
             gamma_factor=self._schedule(self.gamma_schedule, "gamma_schedule"),
             verbose=self.verbose,
+            augment=(
+                rotation_group(spatial, as_missing_wedge(self.missing_wedge))
+                if self.augment
+                else []
+            ),
         )
         diverged = None
         with _torch_threads(self.n_threads):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from skavae._augment import augment_batch
 from skavae._losses import lookup_affinity, vae_loss
 
 HISTORY_COLUMNS = [
@@ -279,6 +280,7 @@ class TrainConfig:
     beta_factor: Callable[[int], float] = field(default=lambda epoch: 1.0)
     gamma_factor: Callable[[int], float] = field(default=lambda epoch: 1.0)
     verbose: int = 0
+    augment: list = field(default_factory=list)
 
     def weights(self, epoch):
         """Effective (beta, gamma) of the 1-based ``epoch``."""
@@ -295,7 +297,17 @@ def _autocast(device, precision):
 
 
 def _train_epoch(
-    module, optimizer, source, batches, config, beta, gamma, target, device, noise
+    module,
+    optimizer,
+    source,
+    batches,
+    config,
+    beta,
+    gamma,
+    target,
+    device,
+    noise,
+    shuffle=None,
 ):
     """One pass over ``batches``; returns (mean terms, pose sum, pose sq, count).
 
@@ -310,6 +322,8 @@ def _train_epoch(
         batches = tqdm(batches, desc="batches", unit="batch", leave=False)
     for idx in batches:
         x = source.get(idx, device)
+        if config.augment:
+            x = augment_batch(x, config.augment, shuffle)
         aff = target(idx, device) if target is not None else None
         with _autocast(device, config.precision):
             x_hat, mu, log_var, pose = module(x, generator=noise)
@@ -408,6 +422,7 @@ def train(
                 target,
                 device,
                 noise_generator,
+                generator,
             )
             if not all(math.isfinite(v) for v in terms.values()):
                 _restore(module, optimizer, good_state)
