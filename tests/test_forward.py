@@ -90,19 +90,23 @@ def test_ctf_transfer_is_phase_flipped_and_per_particle():
     assert s[0, 0, 8] == pytest.approx(0.5 / 5.0)  # Nyquist of a 5 Å voxel
 
 
+@pytest.mark.parametrize("mode", ["stack", "particle"])
 @pytest.mark.parametrize("noise", ["white", "wedge"])
 @pytest.mark.parametrize("snr", [1.0, 0.1])
-def test_measured_snr_matches_the_request(maps, snr, noise):
+def test_measured_snr_matches_the_request(maps, snr, noise, mode):
     kw = dict(voxel_size=5.0, ctf=True, missing_wedge=(-60, 60), random_state=1)
     clean = simulate_subtomograms(maps, **kw)
     noisy, info = simulate_subtomograms(
-        maps, snr=snr, noise=noise, return_info=True, **kw
+        maps, snr=snr, noise=noise, snr_mode=mode, return_info=True, **kw
     )
-    measured = clean.reshape(len(maps), -1).var(1) / (noisy - clean).reshape(
-        len(maps), -1
-    ).var(1)
-    np.testing.assert_allclose(measured, snr, rtol=0.05)
-    np.testing.assert_allclose(info["snr"], snr)
+    signal = clean.reshape(len(maps), -1).var(1)
+    noise_var = (noisy - clean).reshape(len(maps), -1).var(1)
+    if mode == "particle":
+        np.testing.assert_allclose(signal / noise_var, snr, rtol=0.05)
+    else:  # one noise level for the stack; the stack's mean SNR is the request
+        np.testing.assert_allclose(noise_var, noise_var.mean(), rtol=0.05)
+        assert signal.mean() / noise_var.mean() == pytest.approx(snr, rel=0.05)
+    np.testing.assert_allclose(info["snr"], signal / info["noise_sd"] ** 2, rtol=1e-4)
     assert info["defocus_um"].between(2.0, 5.0).all()
     assert (info["tilt_min"] == -60).all() and (info["tilt_max"] == 60).all()
 
@@ -151,7 +155,8 @@ def test_generators_take_the_forward_options():
         random_state=0,
     )
     assert X.shape == (12, 16, 16, 16)
-    assert (info["snr"] == 0.5).all() and (info["tilt_max"] == 60).all()
+    assert info["snr"].mean() == pytest.approx(0.5, rel=0.05)
+    assert (info["tilt_max"] == 60).all()
     # off by default: the generator's output is unchanged
     a, _ = make_tetraminos(n_samples=4, size=16, random_state=3)
     b, _ = make_tetraminos(n_samples=4, size=16, random_state=3, snr=None)
@@ -187,6 +192,7 @@ def test_masked_loss_equals_plain_loss_without_wedge():
         (dict(ctf=CTF(defocus_um=-2.0), voxel_size=5.0), "defocus_um"),
         (dict(ctf=True), "voxel_size"),
         (dict(noise="pink"), "noise"),
+        (dict(snr=1.0, snr_mode="box"), "snr_mode"),
         (dict(crowding=-1), "crowding"),
         (dict(tilt_ranges=np.zeros((3, 2))), "tilt_ranges"),
     ],
