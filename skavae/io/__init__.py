@@ -6,6 +6,10 @@ into one :class:`pandas.DataFrame` with normalised columns (``tomo_name``,
 ``x``, ``y``, ``z`` in tomogram pixels, ``class``, ``rot``, ``tilt``, ``psi``,
 ...) next to the file's own.
 
+:func:`extract_subtomograms` returns a lazy :class:`SubtomogramStack` that
+cuts boxes from memory-mapped tomograms only when indexed, with the metadata
+the wedge-aware fit needs (``stack.tilt_ranges``).
+
 :func:`write_particles` writes the rows back as a RELION STAR file with the
 predicted class (``rlnClassNumber``, ``skavaeClassName``), its probability, an
 unknown flag and the latents, leaving the input's other columns untouched.
@@ -16,10 +20,13 @@ conventions.
 """
 
 from skavae.io._euler import euler_to_matrix, matrix_to_euler
+from skavae.io._extract import SubtomogramStack, extract_subtomograms
 from skavae.io._particles import read_particles, write_particles
 
 __all__ = [
+    "SubtomogramStack",
     "euler_to_matrix",
+    "extract_subtomograms",
     "matrix_to_euler",
     "read_particles",
     "write_particles",
