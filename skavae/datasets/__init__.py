@@ -10,6 +10,10 @@ elongation, ...) and a dict of one unrotated *template* per class, ready for
 (random SO(3) poses, crowding, CTF, missing wedge, noise at a stated SNR), with
 the :class:`CTF` and :class:`MissingWedge` models.
 
+:func:`make_tomogram` places molecules of the shipped structures in a
+tomogram (random positions and orientations, the forward model applied to the
+whole volume) and returns the ground-truth particle list with it.
+
 :func:`load_mrc_folder` and :func:`save_mrc_folder` read and write folders of
 ``.mrc`` files (one object per file, label in the file name), lazily and
 atomically.
@@ -36,6 +40,7 @@ from skavae.datasets._tetraminos import (
     TETRAMINO_UNSEEN,
     make_tetraminos,
 )
+from skavae.datasets._tomogram import TOMOGRAM_STRUCTURES, make_tomogram
 
 __all__ = [
     "CTF",
@@ -49,10 +54,12 @@ __all__ = [
     "TETRAMINO_SEEN",
     "TETRAMINO_SHAPES",
     "TETRAMINO_UNSEEN",
+    "TOMOGRAM_STRUCTURES",
     "make_alphanumeric",
     "make_proteins",
     "load_mrc_folder",
     "make_tetraminos",
+    "make_tomogram",
     "save_mrc_folder",
     "simulate_subtomograms",
 ]

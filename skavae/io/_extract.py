@@ -667,6 +667,17 @@ def _mapped(info):
         mm.close()
 
 
+def write_mrc(path, data, *, voxel_size=None):
+    """Write one volume as float32 MRC atomically (voxel size in the header)."""
+    import mrcfile
+
+    with atomic_path(path, suffix=".mrc.part") as tmp:
+        with mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
+            if voxel_size is not None and np.isfinite(voxel_size):
+                mrc.voxel_size = float(voxel_size)
+
+
 def write_subtomograms(stack, folder, *, labels=None, overwrite=False, progress=None):
     """Write every subtomogram as ``<label>_<row>.mrc`` (atomically).
 
@@ -674,8 +685,6 @@ def write_subtomograms(stack, folder, *, labels=None, overwrite=False, progress=
     labels back (``particle`` without labels); the voxel size goes into the
     headers. Returns the paths written.
     """
-    import mrcfile
-
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     labels = stack.labels() if labels is None else labels
@@ -699,11 +708,7 @@ def write_subtomograms(stack, folder, *, labels=None, overwrite=False, progress=
     for start in range(0, len(stack), step):
         batch = stack[start : start + step]
         for j, vol in enumerate(batch):
-            with atomic_path(paths[start + j], suffix=".mrc.part") as tmp:
-                with mrcfile.new(tmp, overwrite=True) as mrc:
-                    mrc.set_data(np.ascontiguousarray(vol))
-                    if np.isfinite(voxel):
-                        mrc.voxel_size = voxel
+            write_mrc(paths[start + j], vol, voxel_size=voxel)
         if progress is not None:
             progress(len(batch))
     return paths

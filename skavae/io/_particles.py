@@ -664,6 +664,12 @@ def _base_columns(particles):
     for key, column in (("tilt_min", "skavaeTiltMin"), ("tilt_max", "skavaeTiltMax")):
         if key in particles.columns:
             out[column] = particles[key].to_numpy(float)
+    if "defocus_um" in particles.columns:
+        out["rlnDefocusU"] = particles["defocus_um"].to_numpy(float) * 1e4  # Å
+    if "pixel_size" in particles.columns:
+        ps = particles["pixel_size"].to_numpy(float) / binning
+        if np.isfinite(ps).all():  # the coordinates' pixel size, as RELION 4
+            out["rlnTomoTiltSeriesPixelSize"] = ps
     skip = set(NORMALISED) | {"tomogram"}
     for column in particles.columns:
         if column in skip or column in out.columns:
@@ -693,6 +699,7 @@ def write_particles(
     unknown=None,
     latents=None,
     poses=None,
+    columns=None,
     split_by_class=False,
     overwrite=False,
 ):
@@ -736,6 +743,8 @@ def write_particles(
     unknown : array-like of bool, shape (n,), default=None
     latents : array-like of shape (n, d), default=None
     poses : array-like of shape (n, p), default=None
+    columns : dict of str to array-like, default=None
+        More columns to append (name -> one value per row).
     split_by_class : bool, default=False
         Also write one file per predicted class, ``<stem>_<class>.star``.
     overwrite : bool, default=False
@@ -824,6 +833,8 @@ def write_particles(
         arr = np.asarray(_per_row(values, n, prefix), dtype=np.float64).reshape(n, -1)
         for d in range(arr.shape[1]):
             out[f"{prefix}{d + 1:02d}"] = arr[:, d]
+    for name, values in (columns or {}).items():
+        out[str(name)] = _per_row(values, n, str(name))
     targets = [(path, np.ones(n, dtype=bool))]
     if split_by_class:
         if labels is None:
