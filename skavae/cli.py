@@ -1,9 +1,11 @@
 """The ``skavae`` command line.
 
 Sub-commands: ``demo`` (generated characters, end to end), ``simulate`` (write a
-labelled .mrc folder), ``affinity`` (class-level affinity CSV of a folder),
-``fit`` (train on a folder, save the model) and ``evaluate`` (latents, KNN
-results and figures of a folder). Their work lives in :mod:`skavae._cli`.
+labelled .mrc folder, or synthetic tomograms with their ground-truth particle
+lists), ``affinity`` (class-level affinity CSV of a folder), ``extract`` (cut a
+particle list out of tomograms), ``fit`` (train on a folder or a particle list,
+save the model) and ``evaluate`` (latents, KNN results and figures of a folder;
+the classified particle list as STAR). Their work lives in :mod:`skavae._cli`.
 
 Exit codes: 0 on success, 2 on usage errors (bad options or settings), 1 on
 data or runtime errors (missing folder, unreadable file, ...), 130 after Ctrl-C;
@@ -27,10 +29,16 @@ _EXAMPLES = {
   skavae simulate alphanumeric test/ --classes all --n-samples 600 --seed 1
   skavae simulate tetraminos tetra/ --n-samples 500 --size 32
   skavae simulate proteins maps/ --classes 1ake,4ake,1hvr --n-samples 90
+  skavae simulate tomogram tomos/ --n-tomograms 2 --shape 64,128,128 --n-particles 30
 
 writes OUT_DIR/<label>_<index>.mrc, OUT_DIR/templates/ (one object per class),
 OUT_DIR/info.csv (angles, shifts, ... per file) and OUT_DIR/affinity.csv (the
-class-level affinity of the templates).""",
+class-level affinity of the templates). `simulate tomogram` writes
+OUT_DIR/tomo_000.mrc, ... (molecules of the shipped structures at random
+positions and orientations, CTF, missing wedge and noise; voxel size 10 Å by
+default), the ground truth OUT_DIR/tomo_000.star, ... (RELION columns: position,
+ZYZ angles, class) and OUT_DIR/particles.star (all), templates/ and
+affinity.csv.""",
     "affinity": """examples:
   skavae affinity train/ --metric fsc -o affinity.csv
   skavae affinity train/templates/ --metric soap -o affinity.csv
@@ -42,7 +50,13 @@ template affinities.""",
   skavae fit train/ --affinity train/affinity.csv -o model.skavae
   skavae fit train/ --metric fsc --latent-dims 8 --beta 1 --gamma 2 --epochs 30
   skavae fit train/ --config settings.toml --epochs 50   # options override it
+  skavae fit --particles tomos/tomo_000.star --tomograms tomos/ --box 32 \
+      --affinity tomos/affinity.csv -o run/model.skavae
 
+with --particles (RELION/Warp .star, Dynamo .tbl or CSV) the subtomograms are
+cut from the tomograms on the fly, labels come from the class column
+(skavaeClassName, else rlnClassNumber; --label-column to choose) and known
+tilt ranges turn on the wedge-aware loss.
 settings come from the command line, then --config (TOML: `epochs = 30`,
 `filters = [8, 16, 32]`, ... named like the options), then the defaults.
 Next to MODEL (e.g. run/model.skavae) it writes run/model.toml (the settings
@@ -53,12 +67,28 @@ complete epoch and exits with code 130.""",
     "evaluate": """examples:
   skavae evaluate model.skavae test/ --out results/
   skavae evaluate model.skavae test/ --embedding pca --no-figures
+  skavae evaluate run/model.skavae --particles tomos/tomo_001.star \
+      --tomograms tomos/ --out results/classified.star --split-by-class
 
 writes latents.csv (file, label, seen, latents, pose, KNN prediction),
 soft_knn.csv, metrics.csv (per class), confusion.csv, metrics.json and the
 figures embedding.png, confusion_matrix.png, traversals.png, history.png.
 Classes the model was not trained on are reported as unseen (the seen class
-they are placed next to), not as errors.""",
+they are placed next to), not as errors.
+with --particles, --out may be a .star file: the input rows with the predicted
+rlnClassNumber (1-based, in the model's class order), skavaeClassName,
+skavaeProbability (soft KNN), skavaeUnknown (1: farther from the training map
+than --unknown-quantile of its own spacing) and skavaeLatent01.., next to it
+<stem>.metrics.json; with a folder, DIR/particles.star and the usual files.""",
+    "extract": """examples:
+  skavae extract tomos/tomo_000.mrc tomos/tomo_000.star --box 32 -o subtomos/
+  skavae extract tomograms/ particles.star --binning 4 --edge drop -o subtomos/
+
+writes OUT_DIR/<label>_<row>.mrc (one subtomogram per particle, the voxel size
+in the header; `skavae fit subtomos/` reads them), OUT_DIR/particles.star (the
+rows with skavaeSubtomogram, the file name) and, with --edge drop,
+OUT_DIR/dropped.csv. TOMOGRAMS is one .mrc/.rec file or a folder (matched to
+rlnTomoName by file name).""",
 }
 
 
@@ -92,6 +122,26 @@ def _non_negative_float(text):
     return value
 
 
+def _fraction(text):
+    value = _positive_float(text)
+    if not value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 1]")
+    return value
+
+
+def _shape(text):
+    parts = [v.strip() for v in text.split(",")]
+    try:
+        values = [int(v) for v in parts]
+    except ValueError:
+        values = []
+    if len(values) != 3 or min(values) < 8:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NZ,NY,NX (three integers >= 8)"
+        )
+    return tuple(values)
+
+
 def _setting(name):
     """argparse type checking one ``skavae fit`` setting."""
     from skavae._cli._config import SETTINGS
@@ -112,6 +162,63 @@ def _add_follow_symlinks(parser):
         action="store_true",
         help="read .mrc files through symbolic links that lead outside DATA_DIR "
         "(refused by default)",
+    )
+
+
+def _add_particle_options(parser, *, box_default):
+    g = parser.add_argument_group("particle lists")
+    g.add_argument(
+        "--particles",
+        metavar="LIST",
+        help="particle list: RELION/Warp .star, Dynamo .tbl or CSV/TSV (x, y, z)",
+    )
+    g.add_argument(
+        "--tomograms",
+        metavar="PATH",
+        help="tomogram .mrc/.rec, or a folder of them (matched by rlnTomoName)",
+    )
+    _add_cutting_options(g, box_default=box_default)
+    g.add_argument(
+        "--label-column",
+        metavar="COLUMN",
+        help="column of the class labels (default: skavaeClassName, else "
+        "rlnClassNumber)",
+    )
+
+
+def _add_cutting_options(group, *, box_default):
+    box_help = "subtomogram edge in voxels" + (
+        f" (default {box_default})"
+        if box_default
+        else " (default: the model's input size)"
+    )
+    group.add_argument(
+        "--box", type=_positive_int, default=box_default, metavar="N", help=box_help
+    )
+    group.add_argument(
+        "--edge",
+        choices=("pad", "drop"),
+        default="pad",
+        help="particles whose box crosses the tomogram's edge: pad with the "
+        "tomogram mean (default) or drop",
+    )
+    group.add_argument(
+        "--normalize",
+        action="store_true",
+        help="scale each subtomogram to mean 0, standard deviation 1",
+    )
+    group.add_argument(
+        "--pixel-size",
+        type=_positive_float,
+        metavar="A",
+        help="Å per pixel of the list's coordinates (default: from the file)",
+    )
+    group.add_argument(
+        "--binning",
+        type=_positive_float,
+        default=1.0,
+        metavar="B",
+        help="coordinate pixels per tomogram pixel (default 1)",
     )
 
 
@@ -177,10 +284,23 @@ def _add_simulate(sub):
         "Generate rotated characters (2D), tetraminos (3D) or density maps of "
         "protein structures (3D) and write one .mrc file per object.",
     )
-    p.add_argument("dataset", choices=("alphanumeric", "tetraminos", "proteins"))
+    p.add_argument(
+        "dataset", choices=("alphanumeric", "tetraminos", "proteins", "tomogram")
+    )
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder to write")
-    p.add_argument("--n-samples", type=_positive_int, default=1000, metavar="N")
-    p.add_argument("--size", type=_positive_int, help="image/volume side (voxels)")
+    p.add_argument(
+        "--n-samples",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="objects to write (not for tomogram: see --n-particles)",
+    )
+    p.add_argument(
+        "--size",
+        type=_positive_int,
+        help="image/volume side (voxels); tomogram: the box of the templates "
+        "and of the SNR (default 32)",
+    )
     p.add_argument(
         "--classes",
         metavar="SET",
@@ -197,10 +317,48 @@ def _add_simulate(sub):
         "--voxel-size",
         type=_positive_float,
         metavar="A",
-        help="voxel size in angstroms (default 1; proteins: 2.5)",
+        help="voxel size in angstroms (default 1; proteins: 2.5; tomogram: 10)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    t = p.add_argument_group("tomogram (only with the dataset `tomogram`)")
+    t.add_argument(
+        "--shape",
+        type=_shape,
+        default=None,
+        metavar="NZ,NY,NX",
+        help="tomogram size in voxels (default 128,256,256)",
+    )
+    t.add_argument(
+        "--n-particles",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="molecules per tomogram (default 100)",
+    )
+    t.add_argument(
+        "--n-tomograms",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="tomograms to write, seeds SEED, SEED+1, ... (default 1)",
+    )
+    t.add_argument(
+        "--snr",
+        type=_positive_float,
+        default=None,
+        help="SNR of the SIZE-voxel subtomograms (default 0.5)",
+    )
+    t.add_argument(
+        "--tilt-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("MIN", "MAX"),
+        help="tilt range in degrees (default -60 60)",
+    )
+    t.add_argument("--no-ctf", action="store_true", default=None, help="no CTF")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func="simulate")
 
 
@@ -224,6 +382,30 @@ def _add_affinity(sub):
     p.set_defaults(func="affinity")
 
 
+def _add_extract(sub):
+    p = _sub(
+        sub,
+        "extract",
+        "cut the particles of a list out of tomograms into .mrc files",
+        "Cut one subtomogram per particle of a RELION/Warp .star, Dynamo .tbl or "
+        "CSV list out of memory-mapped tomograms and write them as .mrc files "
+        "with the particle list.",
+    )
+    p.add_argument("tomograms", metavar="TOMOGRAMS", help="tomogram or folder")
+    p.add_argument("particles", metavar="PARTICLES", help="particle list")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
+    _add_cutting_options(p, box_default=32)
+    p.add_argument(
+        "--label-column",
+        metavar="COLUMN",
+        help="column naming the files (default: skavaeClassName, else "
+        "rlnClassNumber; without one: particle_<row>.mrc)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func="extract")
+
+
 def _add_fit(sub):
     from skavae._cli._config import SETTINGS
 
@@ -231,11 +413,17 @@ def _add_fit(sub):
         sub,
         "fit",
         "train an affinity-VAE on a .mrc folder and save it",
-        "Train an AffinityVAE on a folder of .mrc files (labels from file names) "
+        "Train an AffinityVAE on a folder of .mrc files (labels from file names), "
+        "or on the subtomograms of a particle list (--particles, --tomograms), "
         "with a progress bar, and save it as a skavae model file (skavae.load "
         "reads it; it holds no pickle, so loading it never runs code).",
     )
-    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        nargs="?",
+        help="folder of .mrc files (or give --particles and --tomograms)",
+    )
     p.add_argument("-c", "--config", metavar="TOML", help="settings file (TOML)")
     group = p.add_mutually_exclusive_group()
     for name, (_, default, text) in SETTINGS.items():
@@ -256,6 +444,7 @@ def _add_fit(sub):
         )
     p.add_argument("--overwrite", action="store_true", help="replace MODEL")
     _add_follow_symlinks(p)
+    _add_particle_options(p, box_default=32)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func="fit")
 
@@ -271,8 +460,18 @@ def _add_evaluate(sub):
         "seen classes by KNN against the training latents and place unseen ones.",
     )
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("data_dir", metavar="DATA_DIR")
-    p.add_argument("--out", default="skavae-evaluation", metavar="DIR")
+    p.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        nargs="?",
+        help="folder of .mrc files (or give --particles and --tomograms)",
+    )
+    p.add_argument(
+        "--out",
+        default="skavae-evaluation",
+        metavar="DIR",
+        help="folder of the results; with --particles also a .star file",
+    )
     p.add_argument(
         "--reference",
         metavar="CSV",
@@ -290,6 +489,20 @@ def _add_evaluate(sub):
     p.add_argument("--format", choices=("csv", "parquet"), default="csv")
     p.add_argument("--no-figures", action="store_true")
     _add_follow_symlinks(p)
+    _add_particle_options(p, box_default=None)
+    p.add_argument(
+        "--split-by-class",
+        action="store_true",
+        help="with --particles, also one .star per predicted class",
+    )
+    p.add_argument(
+        "--unknown-quantile",
+        type=_fraction,
+        default=0.99,
+        metavar="Q",
+        help="flag particles farther from the training map than this quantile "
+        "of its nearest-neighbour distances (default 0.99)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func="evaluate")
 
@@ -312,6 +525,7 @@ def build_parser():
     _add_demo(sub)
     _add_simulate(sub)
     _add_affinity(sub)
+    _add_extract(sub)
     _add_fit(sub)
     _add_evaluate(sub)
     return parser
@@ -320,8 +534,16 @@ def build_parser():
 def _run(args):
     if args.func == "demo":
         from skavae._cli._demo import demo as func
+    elif args.func == "simulate" and args.dataset == "tomogram":
+        from skavae._cli._tomo import simulate_tomogram as func
+
+        _tomogram_defaults(args)
     elif args.func == "simulate":
         from skavae._cli._simulate import simulate as func
+
+        _tomogram_defaults(args)
+    elif args.func == "extract":
+        from skavae._cli._tomo import extract as func
     elif args.func == "affinity":
         from skavae._cli._simulate import affinity as func
     elif args.func == "fit":
@@ -329,6 +551,28 @@ def _run(args):
     else:
         from skavae._cli._evaluate import evaluate as func
     return func(args)
+
+
+_TOMOGRAM_DEFAULTS = {
+    "shape": (128, 256, 256),
+    "n_particles": 100,
+    "n_tomograms": 1,
+    "snr": 0.5,
+    "tilt_range": (-60.0, 60.0),
+    "no_ctf": False,
+}
+
+
+def _tomogram_defaults(args):
+    """Defaults of the tomogram options; a UsageError when given elsewhere."""
+    from skavae._cli._common import UsageError
+
+    for name, default in _TOMOGRAM_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+        elif args.dataset != "tomogram":
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} applies to `simulate tomogram` only.")
 
 
 def _one_line(exc):

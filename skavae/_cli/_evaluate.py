@@ -69,7 +69,7 @@ def _read_reference(path, latent_dims):
     return Z, frame["label"].to_numpy().astype(str), frame["path"].tolist()
 
 
-def _reference(args, model, paths, y, mu):
+def _reference(args, model, paths, y, mu, source=None):
     """Reference map (Z_ref, y_ref), each file's row in it, and a description."""
     ref_path = args.reference or sidecar(args.model, "latents.csv")
     if args.reference or os.path.isfile(ref_path):
@@ -82,11 +82,16 @@ def _reference(args, model, paths, y, mu):
     if not mask.any():
         raise CLIError(
             f"no reference map: {ref_path!r} does not exist and no file of "
-            f"{args.data_dir!r} has a class the model was trained on."
+            f"{source or args.data_dir!r} has a class the model was trained on."
         )
     ref_row = np.full(len(y), -1)
     ref_row[mask] = np.arange(mask.sum())
-    return mu[mask], y[mask], ref_row, f"the seen-class files of {args.data_dir}"
+    return (
+        mu[mask],
+        y[mask],
+        ref_row,
+        f"the seen-class files of {source or args.data_dir}",
+    )
 
 
 def evaluate(args):
@@ -102,16 +107,49 @@ def evaluate(args):
                 "--format parquet needs pyarrow (pip install pyarrow); "
                 "use --format csv."
             ) from None
+    from skavae._cli import _tomo
+
+    on_particles = _tomo.check_particle_options(args)
+    star_out = on_particles and args.out.lower().endswith(".star")
+    if on_particles:
+        star_path = args.out if star_out else os.path.join(args.out, "particles.star")
+        _tomo.check_not_input(
+            star_path,
+            "--out",
+            [("--particles", args.particles), ("MODEL", args.model),
+             ("--tomograms", args.tomograms), ("--reference", args.reference)],
+        )  # fmt: skip
     model = load_model(args.model)
-    X, y, names = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
+    if on_particles:
+        shape = tuple(int(v) for v in model.input_shape_)
+        if len(shape) != 3 or len(set(shape)) != 1:
+            raise CLIError(
+                f"{args.model!r} was trained on objects of shape {shape}, not "
+                "cubic subtomograms."
+            )
+        X = _tomo.load_particles(args, args.box or shape[0])
+        y = _tomo.particle_labels(X, args.label_column, required=False)
+        if y is None:
+            y = np.full(len(X), "(unlabelled)")
+        paths, source = X.ids, args.particles
+        names = [os.path.basename(p) for p in paths]
+    else:
+        X, y, names = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
+        paths, source = X.paths, args.data_dir
     if tuple(X.shape[1:]) != tuple(model.input_shape_):
         raise CLIError(
-            f"{args.data_dir!r} holds objects of shape {tuple(X.shape[1:])} but "
+            f"{source!r} holds objects of shape {tuple(X.shape[1:])} but "
             f"{args.model!r} was trained on {tuple(model.input_shape_)}."
         )
-    make_dir(args.out)
+    if star_out:
+        folder = os.path.dirname(os.path.abspath(args.out))
+        make_dir(folder)
+        report_dir = None
+    else:
+        make_dir(args.out)
+        report_dir = args.out
     mu, pose = encode_all(model, X, quiet=args.quiet)
-    Z_ref, y_ref, ref_row, ref_text = _reference(args, model, X.paths, y, mu)
+    Z_ref, y_ref, ref_row, ref_text = _reference(args, model, paths, y, mu, source)
     res = evaluate_map(
         Z_ref,
         y_ref,
@@ -124,7 +162,7 @@ def evaluate(args):
     seen, counted, hard = res["seen"], res["counted"], res["hard"]
     classes = list(res["classes"])
 
-    latents = latents_frame(X.paths, y, mu, pose)
+    latents = latents_frame(paths, y, mu, pose)
     latents.insert(3, "seen", seen)
     latents.insert(4, "in_reference", ref_row >= 0)
     latents["knn_prediction"] = hard
@@ -137,14 +175,16 @@ def evaluate(args):
         y[counted], hard[counted], seen_classes=classes, normalize=False
     )
     fmt = args.format
-    written = write_tables(args.out, res["report"], confusion, latents, soft, fmt)
+    written = []
+    if report_dir is not None:
+        written = write_tables(report_dir, res["report"], confusion, latents, soft, fmt)
 
     placement = unseen_placement(res["report"])
     unseen_classes = sorted(set(y[~seen].tolist()))
     metrics = {
         "skavae_version": skavae.__version__,
         "model": os.path.abspath(args.model),
-        "data_dir": os.path.abspath(args.data_dir),
+        "data_dir": os.path.abspath(source),
         "n_files": len(y),
         "reference": ref_text,
         "seen_classes": classes,
@@ -158,7 +198,15 @@ def evaluate(args):
         "separation_score": res["report"].attrs.get("separation_score"),
         "unseen": placement,
     }
-    if not args.no_figures:
+    if on_particles:
+        stars = _tomo.write_star_results(
+            args, X, model, res, mu, pose, ref_row, Z_ref, y_ref, star_path
+        )
+        written += [os.path.basename(s) for s in stars]
+        metrics["particles"] = os.path.abspath(args.particles)
+        metrics["tomograms"] = os.path.abspath(args.tomograms)
+        metrics["star"] = [os.path.abspath(s) for s in stars]
+    if not args.no_figures and report_dir is not None:
         use_agg_backend()
         new = ~(ref_row >= 0)
         in_data = np.flatnonzero(seen)
@@ -176,11 +224,17 @@ def evaluate(args):
             embedding=args.embedding,
         )
     metrics["wall_seconds"] = round(time.perf_counter() - start, 2)
-    write_json(os.path.join(args.out, "metrics.json"), metrics)
-    written.append("metrics.json")
+    if report_dir is not None:
+        write_json(os.path.join(report_dir, "metrics.json"), metrics)
+        written.append("metrics.json")
+    else:
+        metrics_path = sidecar(args.out, "metrics.json")
+        write_json(metrics_path, metrics)
+        written.append(os.path.basename(metrics_path))
 
+    what = "particles" if on_particles else "files"
     print(
-        f"Evaluated {len(y)} files of {args.data_dir} ({len(classes)} seen "
+        f"Evaluated {len(y)} {what} of {source} ({len(classes)} seen "
         f"classes, {len(unseen_classes)} unseen: {' '.join(unseen_classes) or '-'}) "
         f"against {ref_text}."
     )
@@ -192,5 +246,6 @@ def evaluate(args):
         n=metrics["n_seen_evaluated"],
         k=args.n_neighbors,
     )
-    print(f"Wrote {', '.join(written)} to {args.out}", file=sys.stdout)
+    where = os.path.dirname(os.path.abspath(args.out)) if star_out else args.out
+    print(f"Wrote {', '.join(written)} to {where}", file=sys.stdout)
     return 0

@@ -51,12 +51,12 @@ def _check_output(output, overwrite):
         raise CLIError(f"cannot create the folder of {output!r}: {exc}") from None
 
 
-def _train(vae, data, y):
+def _train(vae, data, y, **fit_params):
     """Fit; return whether Ctrl-C stopped training (other warnings are shown)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            vae.fit(data, y)
+            vae.fit(data, y, **fit_params)
         except ValueError as exc:
             raise CLIError(f"training failed: {exc}") from None
     interrupted = False
@@ -80,16 +80,33 @@ def fit(args):
             s[name] = os.path.abspath(s[name])
     device = _check_device(s["device"])
     output = s["output"]
+    from skavae._cli import _tomo
+
+    if getattr(args, "particles", None) is not None:  # before any file is read
+        _tomo.check_not_input(
+            output,
+            "-o",
+            [("--particles", args.particles), ("--tomograms", args.tomograms)],
+        )
     _check_output(output, args.overwrite)
     quiet = args.quiet
 
-    X, y, names = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
+    fit_params, what = {}, "files"
+    if _tomo.check_particle_options(args):
+        X = _tomo.load_particles(args, args.box)
+        y = _tomo.particle_labels(X, args.label_column, required=True)
+        paths, source, what = X.ids, args.particles, "particles"
+        if X.tilt_ranges is not None:  # the wedge-aware loss, per particle
+            fit_params["tilt_ranges"] = X.tilt_ranges
+    else:
+        X, y, names = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
+        paths, source = X.paths, args.data_dir
     classes = sorted(set(y.tolist()))
     if len(X) < 2:
-        raise CLIError(f"{args.data_dir!r} holds {len(X)} file; training needs 2+.")
+        raise CLIError(f"{source!r} holds {len(X)} {what}; training needs 2+.")
     if s["affinity"] is not None:
         matrix = read_affinity(s["affinity"], y)
-        source = s["affinity"]
+        affinity_source = s["affinity"]
     elif s["metric"] not in (None, "none") and s["gamma"] > 0 and len(classes) > 1:
         matrix, seconds = folder_affinity(
             X,
@@ -99,23 +116,24 @@ def fit(args):
             seed=s["seed"],
             quiet=quiet,
         )
-        source = f"{s['metric']} on up to {s['n_per_class']} files per class"
+        affinity_source = f"{s['metric']} on up to {s['n_per_class']} {what} per class"
     else:
-        matrix, source = None, "none (no affinity term)"
+        matrix, affinity_source = None, "none (no affinity term)"
     if X.size * 4 <= IN_MEMORY_BYTES:
         data = read_all(X, quiet=quiet)  # fast epochs: read every file once
     else:  # larger folders are streamed from the files, batch by batch
         data = X
         print(
-            f"{args.data_dir}: {X.size * 4 / 2**30:.1f} GiB of data, streamed from "
+            f"{source}: {X.size * 4 / 2**30:.1f} GiB of data, streamed from "
             "the files each epoch.",
             file=sys.stderr,
         )
     shape = "x".join(str(v) for v in data.shape[1:])
     print(
-        f"Training AffinityVAE on {len(data)} files ({shape}, {len(classes)} "
-        f"classes) from {args.data_dir} for {s['epochs']} epochs on {device}; "
-        f"affinity: {source}.",
+        f"Training AffinityVAE on {len(data)} {what} ({shape}, {len(classes)} "
+        f"classes) from {source} for {s['epochs']} epochs on {device}; "
+        f"affinity: {affinity_source}"
+        + ("; wedge-aware loss (tilt ranges of the particles)." if fit_params else "."),
         file=sys.stderr,
     )
     vae = AffinityVAE(
@@ -144,7 +162,7 @@ def fit(args):
         random_state=s["seed"],
         verbose=0 if quiet else 1,
     )
-    interrupted = _train(vae, data, y)
+    interrupted = _train(vae, data, y, **fit_params)
     epochs = int(vae.n_iter_)
     if interrupted and epochs == 0:
         print(
@@ -156,7 +174,7 @@ def fit(args):
     seconds = time.perf_counter() - start
     written = [output]
     run = {
-        "data_dir": os.path.abspath(args.data_dir),
+        "data_dir": os.path.abspath(source),
         "n_files": len(data),
         "object_shape": [int(v) for v in data.shape[1:]],
         "classes": classes,
@@ -188,7 +206,7 @@ def fit(args):
         )
     mu, pose = encode_all(vae, data, quiet=quiet, desc="encoding (reference map)")
     latents_path = sidecar(output, "latents.csv")
-    write_table(latents_path, latents_frame(X.paths, y, mu, pose))
+    write_table(latents_path, latents_frame(paths, y, mu, pose))
     written.append(latents_path)
     last = vae.history_.iloc[-1]
     val = f", val_loss {last['val_loss']:.4g}" if np.isfinite(last["val_loss"]) else ""

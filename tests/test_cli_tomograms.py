@@ -1,0 +1,360 @@
+"""Tomograms on the command line: ``simulate tomogram``, ``extract``,
+``fit --particles`` and ``evaluate --particles`` end to end, and bad input."""
+
+import json
+import os
+
+import mrcfile
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from skavae.cli import main
+from skavae.datasets import load_mrc_folder
+
+TINY = ["--shape", "64,128,128", "--n-particles", "30"]
+FIT = ["--epochs", "2", "--latent-dims", "4", "--filters", "4,8", "-q"]
+
+
+@pytest.fixture(scope="module")
+def tomos(tmp_path_factory):
+    """Two tiny simulated tomograms (64 x 128 x 128 at 10 Å, 30 molecules)."""
+    root = tmp_path_factory.mktemp("tomos")
+    out = root / "tomos"
+    code = main(["simulate", "tomogram", str(out), "--n-tomograms", "2", *TINY, "-q"])
+    assert code == 0
+    return root, out
+
+
+@pytest.fixture(scope="module")
+def model(tomos):
+    root, out = tomos
+    path = root / "run" / "model.skavae"
+    code = main(
+        [
+            "fit",
+            "--particles",
+            str(out / "tomo_000.star"),
+            "--tomograms",
+            str(out),
+            "--affinity",
+            str(out / "affinity.csv"),
+            "-o",
+            str(path),
+            *FIT,
+        ]
+    )
+    assert code == 0
+    return path
+
+
+def _error(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err, "no error message"
+    return err[-1]
+
+
+def test_simulate_tomogram_writes_tomograms_and_ground_truth(tomos):
+    _, out = tomos
+    names = sorted(os.listdir(out))
+    for name in (
+        "tomo_000.mrc",
+        "tomo_000.star",
+        "tomo_001.mrc",
+        "tomo_001.star",
+        "particles.star",
+        "affinity.csv",
+        "templates",
+        "README.txt",
+    ):
+        assert name in names
+    with mrcfile.open(out / "tomo_001.mrc", permissive=False) as mrc:
+        assert mrc.data.shape == (64, 128, 128)
+        assert float(mrc.voxel_size.x) == pytest.approx(10.0)
+    truth = starfile.read(out / "tomo_000.star")
+    assert len(truth) == 30
+    for column in (
+        "rlnTomoName",
+        "rlnCoordinateX",
+        "rlnAngleRot",
+        "rlnAngleTilt",
+        "rlnAnglePsi",
+        "rlnClassNumber",
+        "skavaeClassName",
+        "skavaeTiltMin",
+        "rlnTomoTiltSeriesPixelSize",
+    ):
+        assert column in truth.columns
+    assert set(truth["rlnTomoName"]) == {"tomo_000"}
+    assert len(starfile.read(out / "particles.star")) == 60
+    _, labels = load_mrc_folder(out / "templates")
+    assert len(labels) == 6
+
+
+def test_extract_to_a_folder(tomos, tmp_path):
+    _, out = tomos
+    dest = tmp_path / "subtomos"
+    code = main(
+        [
+            "extract",
+            str(out / "tomo_000.mrc"),
+            str(out / "tomo_000.star"),
+            "--box",
+            "32",
+            "-o",
+            str(dest),
+            "-q",
+        ]
+    )
+    assert code == 0
+    X, y, info = load_mrc_folder(dest, return_info=True)
+    truth = starfile.read(out / "tomo_000.star")
+    assert X.shape == (30, 32, 32, 32)
+    assert sorted(y.tolist()) == sorted(truth["skavaeClassName"].tolist())
+    assert (info["voxel_size_x"] == 10.0).all()
+    written = starfile.read(dest / "particles.star")
+    assert sorted(written["skavaeSubtomogram"]) == sorted(
+        os.path.basename(p) for p in info["path"]
+    )
+    # the files are the boxes of the stack
+    from skavae.io import extract_subtomograms
+
+    stack = extract_subtomograms(out / "tomo_000.mrc", out / "tomo_000.star", box=32)
+    first = written["skavaeSubtomogram"].iloc[0]
+    np.testing.assert_array_equal(
+        X[list(info["path"]).index(str(dest / first))], stack[0]
+    )
+
+
+def test_fit_and_evaluate_particles_end_to_end(tomos, model, tmp_path, capsys):
+    """Fit on one tomogram, classify the other, score against ground truth."""
+    _, out = tomos
+    toml = model.with_suffix(".toml").read_text()
+    assert "tomo_000.star" in toml
+    latents = pd.read_csv(str(model).replace(".skavae", ".latents.csv"))
+    assert len(latents) == 30 and latents["path"].str.contains("tomo_000.star#").all()
+    star = tmp_path / "classified.star"
+    capsys.readouterr()
+    code = main(
+        [
+            "evaluate",
+            str(model),
+            "--particles",
+            str(out / "tomo_001.star"),
+            "--tomograms",
+            str(out),
+            "--out",
+            str(star),
+            "--split-by-class",
+            "-q",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Hard KNN (k=5) accuracy on held-out seen classes" in printed
+    result = starfile.read(star)
+    truth = starfile.read(out / "tomo_001.star")
+    assert len(result) == len(truth) == 30
+    # the input's columns are untouched; the truth is kept next to the result
+    for column in ("rlnCoordinateX", "rlnAngleRot", "skavaeTiltMin"):
+        pd.testing.assert_series_equal(result[column], truth[column])
+    assert (result["skavaeInputClassName"] == truth["skavaeClassName"]).all()
+    accuracy = float((result["skavaeClassName"] == truth["skavaeClassName"]).mean())
+    metrics = json.loads((tmp_path / "classified.metrics.json").read_text())
+    assert metrics["knn_accuracy_seen"] == pytest.approx(accuracy)
+    assert 0.0 <= accuracy <= 1.0
+    classes = sorted(truth["skavaeClassName"].unique())
+    number = {c: i + 1 for i, c in enumerate(classes)}
+    assert (result["rlnClassNumber"] == result["skavaeClassName"].map(number)).all()
+    assert result["skavaeProbability"].between(0, 1).all()
+    assert set(result["skavaeUnknown"]) <= {0, 1}
+    assert [c for c in result.columns if c.startswith("skavaeLatent")] == [
+        f"skavaeLatent{d:02d}" for d in range(1, 5)
+    ]
+    split = sorted(p.name for p in tmp_path.glob("classified_*.star"))
+    assert split == [
+        f"classified_{c}.star" for c in sorted(result["skavaeClassName"].unique())
+    ]
+    print(f"end-to-end (tiny, 2 epochs): accuracy {accuracy:.3f} on 30 particles")
+
+
+def test_evaluate_particles_into_a_folder(tomos, model, tmp_path):
+    _, out = tomos
+    dest = tmp_path / "results"
+    code = main(
+        [
+            "evaluate",
+            str(model),
+            "--particles",
+            str(out / "tomo_001.star"),
+            "--tomograms",
+            str(out),
+            "--out",
+            str(dest),
+            "--no-figures",
+            "-q",
+        ]
+    )
+    assert code == 0
+    for name in ("particles.star", "latents.csv", "metrics.json", "soft_knn.csv"):
+        assert (dest / name).exists(), name
+
+
+# ---------------------------------------------------------------- bad input
+def _write_star(path, frame):
+    starfile.write({"particles": frame}, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def bad_lists(tomos):
+    root, out = tomos
+    folder = root / "bad"
+    folder.mkdir()
+    good = starfile.read(out / "tomo_000.star")
+    lists = {}
+    lists["no_coordinates"] = _write_star(
+        folder / "nocoords.star",
+        good.drop(columns=["rlnCoordinateX"]).drop(
+            columns=["rlnCoordinateY", "rlnCoordinateZ"]
+        ),
+    )
+    outside = good.copy()
+    outside.loc[3, "rlnCoordinateX"] = 5000.0
+    lists["outside"] = _write_star(folder / "outside.star", outside)
+    other = good.copy()
+    other["rlnTomoName"] = "TS_99"
+    lists["no_file"] = _write_star(folder / "nofile.star", other)
+    angst = good[["rlnTomoName"]].copy()
+    for axis in "XYZ":
+        angst[f"rlnCenteredCoordinate{axis}Angst"] = 0.0
+    lists["no_pixel_size"] = _write_star(folder / "angst.star", angst)
+    tbl = folder / "bad.tbl"
+    tbl.write_text("1 " * 35 + "\n" + "1 " * 30 + "\n")
+    lists["tbl"] = str(tbl)
+    junk = folder / "junk.star"
+    junk.write_text("this is not a star file\n")
+    lists["junk"] = str(junk)
+    return out, lists
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("no_coordinates", "no coordinate columns"),
+        ("outside", "particle row 4 at x, y, z = 5000"),
+        ("no_file", "tomogram 'TS_99' of particle rows 1, 2, 3"),
+        ("no_pixel_size", "'rlnCenteredCoordinateXAngst' is in Å"),
+        ("tbl", "bad.tbl: row 2 has 30 columns"),
+        ("junk", "junk.star: not a STAR file"),
+    ],
+)
+@pytest.mark.parametrize("command", ["extract", "fit", "evaluate"])
+def test_bad_particle_lists_exit_1(
+    bad_lists, model, tmp_path, capsys, key, message, command
+):
+    out, lists = bad_lists
+    star = lists[key]
+    dest = tmp_path / "dest"
+    if command == "extract":
+        argv = ["extract", str(out), star, "-o", str(dest), "-q"]
+    elif command == "fit":
+        argv = [
+            "fit",
+            "--particles",
+            star,
+            "--tomograms",
+            str(out),
+            "-o",
+            str(dest / "m.skavae"),
+            *FIT,
+        ]
+    else:
+        argv = [
+            "evaluate",
+            str(model),
+            "--particles",
+            star,
+            "--tomograms",
+            str(out),
+            "--out",
+            str(dest / "o.star"),
+            "-q",
+        ]
+    capsys.readouterr()
+    assert main(argv) == 1
+    line = _error(capsys)
+    assert message in line and line.startswith(f"skavae {command}: error:"), line
+    assert not dest.exists() or not any(dest.iterdir())  # nothing written
+
+
+def test_box_larger_than_the_tomogram(tomos, tmp_path, capsys):
+    _, out = tomos
+    code = main(
+        [
+            "extract",
+            str(out / "tomo_000.mrc"),
+            str(out / "tomo_000.star"),
+            "--box",
+            "80",
+            "-o",
+            str(tmp_path / "x"),
+            "-q",
+        ]
+    )
+    assert code == 1
+    assert "box 80 is larger than the tomogram" in _error(capsys)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "--particles", "{star}", "-o", "m.skavae"], "--particles needs "),
+        (
+            ["fit", "{out}", "--particles", "{star}", "--tomograms", "{out}"],
+            "either DATA_DIR or --particles",
+        ),
+        (["fit", "--tomograms", "{out}"], "--tomograms needs --particles"),
+        (["fit"], "give DATA_DIR"),
+        (
+            ["fit", "--particles", "{star}", "--tomograms", "{out}", "-o", "{star}"],
+            "is the same file as --particles",
+        ),
+        (
+            [
+                "evaluate",
+                "{model}",
+                "--particles",
+                "{star}",
+                "--tomograms",
+                "{out}",
+                "--out",
+                "{star}",
+            ],
+            "is the same file as --particles",
+        ),
+        (["extract", "{out}", "{star}", "-o", "{star}"], "is the same file as"),
+        (
+            ["simulate", "proteins", "x", "--n-particles", "3"],
+            "--n-particles applies to `simulate tomogram` only",
+        ),
+    ],
+)
+def test_bad_options_exit_2(tomos, model, capsys, argv, message):
+    _, out = tomos
+    star = out / "tomo_001.star"
+    before = star.read_bytes()
+    values = {"star": str(star), "out": str(out), "model": str(model)}
+    argv = [a.format(**values) for a in argv]
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert message in _error(capsys)
+    assert star.read_bytes() == before
+
+
+def test_extract_help_has_examples(capsys):
+    assert main(["extract", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and "skavae extract " in text
