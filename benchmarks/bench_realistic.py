@@ -13,7 +13,7 @@ Columns, each a hard-KNN (k=5) accuracy on the held-out seen subtomograms,
 KNN fitted on the training representations:
 
 * ``robust``  -- the recipe of the "real subtomograms" user guide:
-  ``BandPassFilter(lowpass=20 Å, per-particle normalisation)`` then
+  ``BandPassFilter(lowpass=20 Å, normalize=False)`` then
   ``AffinityVAE(missing_wedge=..., **ROBUST)`` with the class matrix of FSC
   between the clean templates (20 Å cut);
 * ``default`` -- ``AffinityVAE()`` defaults (15 epochs) on the raw data, same
@@ -53,7 +53,7 @@ UNSEEN = ("1fdo", "3rer")
 LATENT = 8
 #: The robust recipe (see doc/user_guide/real_subtomograms.rst).
 LOWPASS = 20.0
-ROBUST = dict(latent_dims=LATENT, gamma=8.0, max_epochs=40)
+ROBUST = dict(latent_dims=LATENT, gamma=8.0, max_epochs=30)
 DEFAULT = dict(latent_dims=LATENT, max_epochs=15)
 
 ROWS = {
@@ -102,7 +102,7 @@ def run_row(snr, wedge, ctf, seed, skip, matrix):
     out["raw+KNN"] = knn(flat(Xtr), ytr, flat(Xte), yte)
     pca = PCA(LATENT, random_state=seed).fit(flat(Xtr))
     out["PCA+KNN"] = knn(pca.transform(flat(Xtr)), ytr, pca.transform(flat(Xte)), yte)
-    bp = BandPassFilter(voxel_size=VOXEL, lowpass=LOWPASS).fit(Xtr)
+    bp = BandPassFilter(voxel_size=VOXEL, lowpass=LOWPASS, normalize=False).fit(Xtr)
     Btr, Bte = bp.transform(Xtr), bp.transform(Xte)
     pca = PCA(LATENT, random_state=seed).fit(flat(Btr))
     out["PCA(bp)"] = knn(pca.transform(flat(Btr)), ytr, pca.transform(flat(Bte)), yte)
@@ -121,9 +121,9 @@ def run_row(snr, wedge, ctf, seed, skip, matrix):
         out["default"] = knn(model.transform(Xtr), ytr, model.transform(Xte), yte)
         out["default s"] = time.perf_counter() - start
     if "beta" not in skip:
-        model = AffinityVAE(
-            gamma=0.0, pose_dims=0, random_state=seed, **DEFAULT
-        ).fit(Xtr, ytr)
+        model = AffinityVAE(gamma=0.0, pose_dims=0, random_state=seed, **DEFAULT).fit(
+            Xtr, ytr
+        )
         out["beta-VAE"] = knn(model.transform(Xtr), ytr, model.transform(Xte), yte)
     return out, robust, bp, Btr, ytr
 
@@ -174,7 +174,8 @@ def main():
                 )
     table = pd.DataFrame(records)
     accs = [
-        c for c in ("robust", "default", "beta-VAE", "PCA+KNN", "raw+KNN", "PCA(bp)")
+        c
+        for c in ("robust", "default", "beta-VAE", "PCA+KNN", "raw+KNN", "PCA(bp)")
         if c in table
     ]
     summary = table.groupby(["snr", "wedge", "ctf"], sort=False)[accs].agg(
