@@ -19,9 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from skavae._splat import SplatDecoder
+from skavae._splat import CONV, SplatDecoder
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+# layers by spatial rank (the convolutions are shared with the splat decoder)
 _CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
@@ -82,7 +82,7 @@ class AffinityVAENetwork(nn.Module):
     ):
         super().__init__()
         ndim = len(input_shape)
-        if ndim not in _CONV:
+        if ndim not in CONV:
             raise ValueError(f"Objects must be 1D, 2D or 3D; got shape {input_shape}.")
         self.input_shape = tuple(int(s) for s in input_shape)
         self.latent_dims = int(latent_dims)
@@ -91,7 +91,7 @@ class AffinityVAENetwork(nn.Module):
         depth = len(filters)
         self.padded_shape = padded_shape(self.input_shape, depth)
         self.bottom_shape = tuple(s // 2**depth for s in self.padded_shape)
-        conv, conv_t, norm = _CONV[ndim], _CONV_T[ndim], _BATCH_NORM[ndim]
+        conv, conv_t, norm = CONV[ndim], _CONV_T[ndim], _BATCH_NORM[ndim]
         # channels-last activations run the oneDNN convolutions ~1.2-1.3x faster
         # on CPU (measured in benchmarks/bench_training.py) and suit GPUs too
         self.memory_format = _CHANNELS_LAST.get(ndim)

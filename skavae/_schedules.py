@@ -84,8 +84,7 @@ def _rise(shape, r):
 class Schedule:
     """A per-epoch factor schedule: call it with an epoch index (from 0).
 
-    Build one with :func:`make_schedule`; instances are picklable and compare
-    equal when built from equal arguments.
+    Build one with :func:`make_schedule`; instances are picklable.
     """
 
     def __init__(self, kind, *, n_epochs, n_cycles, ratio, min_value, values, func):
@@ -129,24 +128,6 @@ class Schedule:
             )
         r = min(position / self.ratio, 1.0)
         return self.min_value + (1.0 - self.min_value) * _rise(self.kind, r)
-
-    def _key(self):
-        values = None if self.values is None else tuple(self.values.tolist())
-        return (
-            self.kind,
-            self.n_epochs,
-            self.n_cycles,
-            self.ratio,
-            self.min_value,
-            values,
-            self.func,
-        )
-
-    def __eq__(self, other):
-        return isinstance(other, Schedule) and self._key() == other._key()
-
-    def __hash__(self):
-        return hash(self._key())
 
     def __repr__(self):
         if self.kind == "array":

@@ -4,19 +4,11 @@ The latent code ``z`` is mapped by an MLP to ``n_splats`` isotropic Gaussians in
 the object's *canonical* frame (centres, widths, signed weights) plus a constant
 offset. The pose turns into a rotation matrix (an angle in 2D, an axis-angle
 vector in 3D), the centres are rotated (and optionally shifted), and the
-Gaussians are rendered on the voxel grid, optionally followed by a small residual
+Gaussians are rendered on the voxel grid (:mod:`skavae._render`, whose
+docstring gives the coordinates), optionally followed by a small residual
 convolutional refinement. Because the decoder cannot rotate the object any other
 way than through the pose, a model trained on rotated objects is pushed to put
 the rotation into the pose and the identity of the object into ``z``.
-
-Coordinates
------------
-Voxel ``i`` of an axis of length ``S`` sits at ``(i - (S - 1) / 2) * h`` with one
-spacing ``h = 2 / max(shape)`` for all axes: the grid centre is the origin (the
-centre of rotation) and the longest axis spans ``[-1 + h/2, 1 - h/2]``. One
-spacing for all axes keeps the space isotropic, so rotations do not distort
-non-cubic grids. Coordinates are in array-axis order: ``x_0`` indexes axis 0
-(rows of an image, the first axis of a volume).
 
 Pose convention
 ---------------
@@ -28,10 +20,11 @@ counter-clockwise rotation of an image shown with row 0 at the top (as
 3D: ``pose[:, :3]`` is an axis-angle (rotation) vector in ``(x_0, x_1, x_2)``
 coordinates: its direction is the axis, its norm the angle in radians
 (right-handed), turned into a matrix by the Rodrigues formula.
-Either may be followed by a translation of ``ndim`` values (in the normalised
-units above, applied after the rotation), so ``pose_dims`` is 1 or 3 in 2D and
-3 or 6 in 3D; any other size raises a ``ValueError`` rather than silently
-ignoring pose values (an ignored pose value gets no gradient and would be noise).
+Either may be followed by a translation of ``ndim`` values (in grid units,
+applied after the rotation), so ``pose_dims`` is 1 or 3 in 2D and 3 or 6 in
+3D (:func:`splat_pose_dims`); any other size raises a ``ValueError`` rather
+than silently ignoring pose values (an ignored pose value gets no gradient and
+would be noise).
 """
 
 from __future__ import annotations
@@ -41,39 +34,42 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.checkpoint import checkpoint as _checkpoint
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+from skavae._render import DEFAULT_CHUNK_ELEMENTS, grid_coordinates, render_splats
+
+__all__ = [
+    "CONV",
+    "SplatDecoder",
+    "grid_coordinates",
+    "render_splats",
+    "rotation_matrices",
+    "splat_pose_dims",
+]
+
+CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}  # by spatial rank
 _ROTATION_DIMS = {1: 0, 2: 1, 3: 3}  # 1D signals have no rotation, only a shift
-DEFAULT_CHUNK_ELEMENTS = 2**22  # 16 MiB of float32 per chunk intermediate
+_POSE_WORDS = {
+    1: "0 (none) or 1 (a shift)",
+    2: "1 (an angle) or 3 (an angle and a 2D shift)",
+    3: "3 (an axis-angle vector) or 6 (axis-angle and a 3D shift)",
+}
 
 
-def grid_coordinates(shape, *, dtype=torch.float32, device=None):
-    """Voxel-centre coordinates of each axis of ``shape`` (see module docstring).
+def splat_pose_dims(ndim):
+    """The pose sizes on ``ndim``-D objects, and what they mean.
 
-    Parameters
-    ----------
-    shape : tuple of int
-        Spatial shape of the grid.
-    dtype, device : torch dtype and device, optional
-        Of the returned tensors.
-
-    Returns
-    -------
-    coords : list of tensors
-        ``coords[d]`` has shape ``(shape[d],)``: ``(i - (S_d - 1) / 2) * h``
-        with ``h = 2 / max(shape)``.
+    A rotation (none in 1D, an angle in 2D, an axis-angle vector in 3D),
+    optionally followed by a shift of ``ndim`` values. Returns
+    ``(sizes, words)``.
 
     Examples
     --------
-    >>> from skavae._splat import grid_coordinates
-    >>> [c.tolist() for c in grid_coordinates((2, 4))]
-    [[-0.25, 0.25], [-0.75, -0.25, 0.25, 0.75]]
+    >>> from skavae._splat import splat_pose_dims
+    >>> splat_pose_dims(2)
+    ((1, 3), '1 (an angle) or 3 (an angle and a 2D shift)')
     """
-    h = 2.0 / max(shape)
-    return [
-        (torch.arange(s, dtype=dtype, device=device) - (s - 1) / 2) * h for s in shape
-    ]
+    rot = _ROTATION_DIMS[ndim]
+    return (rot, rot + ndim), _POSE_WORDS[ndim]
 
 
 def _check_pose(pose, ndim):
@@ -152,139 +148,6 @@ def rotation_matrices(pose, ndim):
     )
     eye = torch.eye(3, dtype=v.dtype, device=v.device).expand_as(k)
     return eye + a[:, None, None] * k + b[:, None, None] * (k @ k)
-
-
-def _profiles(centres, widths, coords):
-    """Per-axis 1D Gaussian profiles, each of shape (B, K, S_d)."""
-    inv = 1.0 / (2.0 * widths * widths)  # (B, K)
-    return [
-        torch.exp(-((x[None, None, :] - centres[:, :, d, None]) ** 2) * inv[:, :, None])
-        for d, x in enumerate(coords)
-    ]
-
-
-def _render_1d(centres, widths, weights, coords):
-    (p0,) = _profiles(centres, widths, coords)
-    return (weights[:, :, None] * p0).sum(1)
-
-
-def _render_2d(centres, widths, weights, coords):
-    p0, p1 = _profiles(centres, widths, coords)
-    # out[b, i, j] = sum_k w[b, k] p0[b, k, i] p1[b, k, j]
-    return torch.bmm((weights[:, :, None] * p0).transpose(1, 2), p1)
-
-
-def _render_3d(centres, widths, weights, coords):
-    p0, p1, p2 = _profiles(centres, widths, coords)
-    b, k = weights.shape
-    s0, s1, s2 = p0.shape[2], p1.shape[2], p2.shape[2]
-    # q[b, k, i, j] = w p0[i] p1[j]: the largest intermediate, (B, K, S0, S1)
-    q = (weights[:, :, None] * p0)[:, :, :, None] * p1[:, :, None, :]
-    out = torch.bmm(q.reshape(b, k, s0 * s1).transpose(1, 2), p2)
-    return out.reshape(b, s0, s1, s2)
-
-
-def render_splats(
-    centres,
-    widths,
-    weights,
-    shape,
-    *,
-    max_chunk_elements=DEFAULT_CHUNK_ELEMENTS,
-    checkpoint=None,
-):
-    """Render isotropic Gaussians on a voxel grid, in batch chunks.
-
-    ``image[b, x] = Σ_k weights[b, k] · exp(-|x - centres[b, k]|² / (2 widths[b, k]²))``
-
-    An isotropic Gaussian is a product of 1D Gaussians, one per axis, so the sum
-    is computed from per-axis profiles of shape (B, K, S_d) contracted by batched
-    matrix products; the B × voxels × K tensor of the direct formula is never
-    formed. In 2D the largest intermediate is a profile, ``B_chunk × K × S_d``
-    (besides the output). In 3D it is ``B_chunk × K × S_0 × S_1`` (the weighted
-    outer product of the axis-0 and axis-1 profiles, contracted with the axis-2
-    profiles). The batch is processed in chunks of ``B_chunk`` samples so that
-    this intermediate has at most ``max_chunk_elements`` elements (at least one
-    sample per chunk). In 3D, when gradients are recorded, each chunk is
-    checkpointed by default: its intermediate is recomputed in the backward pass
-    instead of being kept, so memory stays bounded in training as well (without
-    checkpointing, backward would keep ``B × K × S_0 × S_1`` elements — still a
-    factor ``S_2`` less than the direct formula). Rendering is differentiable in
-    all three inputs.
-
-    Parameters
-    ----------
-    centres : tensor of shape (B, K, ndim)
-        Centres in grid coordinates (see :func:`grid_coordinates`).
-    widths : tensor of shape (B, K)
-        Standard deviations, > 0, in the same units.
-    weights : tensor of shape (B, K)
-        Signed amplitudes (the value at the centre of each Gaussian).
-    shape : tuple of int
-        Spatial shape of the grid, of length ``ndim`` (2 or 3).
-    max_chunk_elements : int, default=2**22
-        Bound on the elements of the largest per-chunk intermediate (see above).
-    checkpoint : bool, default=None
-        Recompute each chunk in the backward pass; None: in 3D when gradients
-        are recorded. A batch that fits in one chunk is never checkpointed (its
-        intermediate is within the bound already).
-
-    Returns
-    -------
-    image : tensor of shape (B, *shape)
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skavae._splat import render_splats
-    >>> img = render_splats(torch.zeros(1, 1, 2), torch.full((1, 1), 0.2),
-    ...                     torch.ones(1, 1), (5, 5))
-    >>> img.shape, float(img[0, 2, 2])
-    (torch.Size([1, 5, 5]), 1.0)
-    """
-    shape = tuple(int(s) for s in shape)
-    ndim = len(shape)
-    if ndim not in (1, 2, 3):
-        raise ValueError(f"Splats render on 1D, 2D or 3D grids; got shape {shape}.")
-    if centres.ndim != 3 or centres.shape[2] != ndim:
-        raise ValueError(
-            f"centres must have shape (B, K, {ndim}); got {tuple(centres.shape)}."
-        )
-    bk = centres.shape[:2]
-    if widths.shape != bk or weights.shape != bk:
-        raise ValueError(
-            f"widths and weights must have shape {tuple(bk)}; got "
-            f"{tuple(widths.shape)} and {tuple(weights.shape)}."
-        )
-    b, k = bk
-    coords = grid_coordinates(shape, dtype=centres.dtype, device=centres.device)
-    if ndim == 1:
-        render = _render_1d
-        per_sample = k * shape[0]
-    elif ndim == 2:
-        render = _render_2d
-        per_sample = max(k * max(shape), math.prod(shape))
-    else:
-        render = _render_3d
-        per_sample = max(k * shape[0] * shape[1], math.prod(shape))
-    chunk = max(1, int(max_chunk_elements) // per_sample)
-    if chunk >= b:
-        return render(centres, widths, weights, coords)
-    grad = torch.is_grad_enabled() and any(
-        t.requires_grad for t in (centres, widths, weights)
-    )
-    if checkpoint is None:
-        checkpoint = ndim == 3
-    checkpoint = bool(checkpoint) and grad
-    out = centres.new_empty((b, *shape))
-    for start in range(0, b, chunk):
-        part = slice(start, start + chunk)
-        args = (centres[part], widths[part], weights[part], coords)
-        if checkpoint:
-            out[part] = _checkpoint(render, *args, use_reentrant=False)
-        else:
-            out[part] = render(*args)
-    return out
 
 
 def _inverse_softplus(y):
@@ -371,8 +234,7 @@ class SplatDecoder(nn.Module):
         if ndim not in (1, 2, 3) or min(shape) < 1:
             raise ValueError(
                 "The splat decoder draws 1D signals, 2D images or 3D volumes; got "
-                "input shape "
-                f"{tuple(input_shape)}."
+                f"input shape {tuple(input_shape)}."
             )
         for name, value in (
             ("latent_dims", latent_dims),
@@ -383,15 +245,10 @@ class SplatDecoder(nn.Module):
         ):
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-        rot = _ROTATION_DIMS[ndim]
-        if pose_dims not in (rot, rot + ndim):
-            what = {
-                1: "0 (none) or 1 (a shift)",
-                2: "1 (an angle) or 3 (an angle and a 2D shift)",
-                3: "3 (an axis-angle vector) or 6 (axis-angle and a 3D shift)",
-            }[ndim]
+        sizes, words = splat_pose_dims(ndim)
+        if pose_dims not in sizes:
             raise ValueError(
-                f"The {ndim}D splat decoder needs pose_dims = {what}; got "
+                f"The {ndim}D splat decoder needs pose_dims = {words}; got "
                 f"pose_dims={pose_dims!r}."
             )
         self.input_shape = shape
@@ -421,7 +278,7 @@ class SplatDecoder(nn.Module):
             bias[:, ndim] = _inverse_softplus(start_width - self.min_width)
             last.bias.copy_(torch.cat([bias.flatten(), torch.zeros(1)]))
         if self.refine:
-            conv = _CONV[ndim]
+            conv = CONV[ndim]
             c = int(refine_channels)
             self.refinement = nn.Sequential(
                 conv(1, c, 3, padding=1),
