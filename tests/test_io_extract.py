@@ -216,7 +216,7 @@ def test_fit_streams_from_the_stack_with_tilt_ranges(two_tomograms):
     model = AffinityVAE(
         latent_dims=2, filters=(4,), max_epochs=1, batch_size=16, random_state=0
     )
-    model.fit(stack, stack.labels(), tilt_ranges=stack.tilt_ranges)
+    model.fit(stack, tilt_ranges=stack.tilt_ranges)
     assert model.transform(stack[:3]).shape == (3, 2)
 
 
