@@ -362,7 +362,8 @@ def extract_subtomograms(
     xyz = table[["x", "y", "z"]].to_numpy(np.float64)
     bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
-        raise ValueError(f"particle row {int(np.argmax(bad)) + 1} has no position.")
+        row = _row_label(table, int(np.argmax(bad)))
+        raise ValueError(f"particle row {row} has no position.")
     centre = np.rint(xyz[:, ::-1]).astype(np.int64)  # (z, y, x) voxels
     shapes = np.array([infos[k]["shape"] for k in tomo_index], dtype=np.int64)
     outside = ((centre < 0) | (centre >= shapes)).any(axis=1)
