@@ -1,36 +1,55 @@
 """Atomic training checkpoints that a later ``fit`` resumes from.
 
+One :class:`Checkpointer` per fit owns the folder, the format and the run's
+fingerprint: :meth:`Checkpointer.resume` finds the newest checkpoint of the same
+run, and the checkpointer, called after every complete epoch, writes one.
+
 A checkpoint is one ``torch.save`` file per saved epoch,
 ``checkpoint-<epoch>.pt`` in the checkpoint folder, written to a temporary file
-in the same folder and renamed into place, so a crash never leaves a partial
-file under a checkpoint's name. It holds only tensors, numbers, strings, lists
-and dicts, and is read with ``torch.load(weights_only=True)``: loading a
-checkpoint never runs code from the file.
+in the same folder and renamed into place (with the permissions of the umask),
+so a crash never leaves a partial file under a checkpoint's name. It holds
+only tensors, numbers, strings, lists and dicts, and is read with
+``torch.load(weights_only=True)``: loading a checkpoint never runs code from
+the file.
 
-A checkpoint records a *fingerprint* of the run (hyper-parameters, input shape,
-number of samples and the data's standardisation); a checkpoint whose
-fingerprint differs from the current run's is ignored with a warning.
+A checkpoint records a *fingerprint* of the run (:func:`run_fingerprint`):
+every hyper-parameter that changes the model, the input shape, the number of
+samples and the standardisation, and hashes of the content - a fixed sample
+of the objects, all labels, the measured-coefficient masks and the affinity
+(a DataFrame's values; a metric's parameters, or for a plain callable its
+values on the sampled objects). A checkpoint whose fingerprint differs from
+the current run's is never resumed: a warning names what differs, training
+starts afresh and the checkpoints are replaced.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import math
 import os
+import pickle  # to test that a schedule can be named; nothing is unpickled
 import re
-import tempfile
 import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
 
+import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator
 
-from skavae._training import HISTORY_COLUMNS
+from skavae._persistence import atomic_path
+from skavae._validation import checked_metric
 
-FORMAT = 1
+FORMAT = 2
 _NAME = re.compile(r"checkpoint-(\d+)\.pt$")
+_SAMPLED_ROWS = 64  # objects hashed into the fingerprint
+#: parameters that do not change the model a run converges to
+_NOT_FINGERPRINTED = {"max_epochs", "verbose", "n_threads", "device", "warm_start"}
+_NOT_FINGERPRINTED |= {"checkpoint_dir", "checkpoint_every"}
 
 
+# ----------------------------------------------------------------- the files
 def _listing(folder):
     """Checkpoint files of ``folder``, newest epoch first."""
     found = []
@@ -64,17 +83,10 @@ def save_checkpoint(folder, epoch, payload, keep=2):
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"checkpoint-{int(epoch):06d}.pt")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-checkpoint-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT, "epoch": int(epoch), **payload}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as fh:
+        torch.save({"format": FORMAT, "epoch": int(epoch), **payload}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
     for old in _listing(folder)[keep:]:
         try:
             os.unlink(old)
@@ -88,6 +100,8 @@ def _same(a, b):
         return a == b or (math.isnan(a) and math.isnan(b))
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return a == b
 
 
@@ -95,7 +109,8 @@ def load_checkpoint(folder, fingerprint):
     """The newest readable checkpoint of ``folder`` matching ``fingerprint``.
 
     A corrupted or truncated file is reported with a warning naming it, and the
-    previous checkpoint is tried.
+    previous checkpoint is tried; a checkpoint of another run is reported with
+    a warning naming what differs.
 
     Parameters
     ----------
@@ -115,7 +130,7 @@ def load_checkpoint(folder, fingerprint):
     for path in _listing(folder):
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            if not isinstance(payload, dict) or "format" not in payload:
                 raise ValueError("not a skavae checkpoint")
         except Exception as exc:  # unreadable: fall back to the previous one
             warnings.warn(
@@ -126,12 +141,15 @@ def load_checkpoint(folder, fingerprint):
             )
             continue
         stored = payload.get("fingerprint", {})
-        if not _same(stored, fingerprint):
+        if payload["format"] != FORMAT:
+            differ = [f"format (version {payload['format']}, not {FORMAT})"]
+        else:
             differ = sorted(
                 k
                 for k in set(stored) | set(fingerprint)
                 if not _same(stored.get(k), fingerprint.get(k))
             )
+        if differ:
             warnings.warn(
                 f"Checkpoint {path} belongs to another run (differs in "
                 f"{', '.join(differ)}); training starts afresh and its checkpoints "
@@ -153,34 +171,6 @@ def clear_checkpoints(folder):
             pass
 
 
-def affinity_key(affinity):
-    """A description of ``affinity`` that is stable across processes."""
-    if affinity is None:
-        return None
-    if isinstance(affinity, pd.DataFrame):
-        return affinity.to_csv()
-    if isinstance(affinity, BaseEstimator):
-        return repr(affinity)
-    name = getattr(affinity, "__qualname__", type(affinity).__qualname__)
-    return f"{getattr(affinity, '__module__', '')}.{name}"
-
-
-def resumed_result(payload):
-    """A ``train`` result holding the history and pose statistics of a checkpoint."""
-    history = payload["history"]
-    rows = [
-        {k: history[k][i] for k in HISTORY_COLUMNS if k in history}
-        for i in range(len(history.get("epoch", [])))
-    ]
-    pose_mean = pose_std = None
-    if payload.get("pose_stats") is not None:
-        pose_sum, pose_sq, count = payload["pose_stats"]
-        mean = pose_sum / count
-        pose_mean = mean.numpy()
-        pose_std = torch.sqrt((pose_sq / count - mean**2).clamp_min(0)).numpy()
-    return {"rows": rows, "pose_mean": pose_mean, "pose_std": pose_std}
-
-
 def state_to_cpu(obj):
     """Recursively move the tensors of a (state) dict to the CPU."""
     if isinstance(obj, torch.Tensor):
@@ -190,3 +180,236 @@ def state_to_cpu(obj):
     if isinstance(obj, list):
         return [state_to_cpu(v) for v in obj]
     return obj
+
+
+# ----------------------------------------------------------- the fingerprint
+def _digest(*arrays):
+    """A short, stable hash of arrays (their dtype kind, shape and bytes)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        if a.dtype.kind in "OUS":
+            a = np.array([repr(v) for v in a.ravel().tolist()], dtype=str)
+        h.update(f"{a.dtype.kind}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+def _callable_name(func):
+    return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', '')}"
+
+
+def _plain(value):
+    """A process-stable description of a parameter value (primitives only)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, pd.DataFrame):
+        index = np.asarray(value.index, dtype=object)
+        columns = np.asarray(value.columns, dtype=object)
+        return {"frame": _digest(value.to_numpy(dtype=float), index, columns)}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "get_params"):  # an Affinity metric, a MissingWedge
+        params = value.get_params(deep=False)
+        return {
+            "class": _callable_name(type(value)),
+            "params": {k: _plain(v) for k, v in sorted(params.items())},
+        }
+    if callable(value) and hasattr(value, "__qualname__"):
+        return _callable_name(value)
+    return repr(value)
+
+
+def _check_schedules(params):
+    """Refuse callable schedules that a checkpoint cannot identify."""
+    for name in ("beta_schedule", "gamma_schedule"):
+        spec = params[name]
+        if not callable(spec):
+            continue
+        try:
+            pickle.dumps(spec)
+        except Exception:
+            raise ValueError(
+                f"{name} is a lambda or a local function, which a checkpoint "
+                "cannot identify (a resumed fit could continue with another "
+                "schedule). With checkpoint_dir, give a schedule name, an array "
+                "of per-epoch factors or a module-level function."
+            ) from None
+
+
+def run_fingerprint(params, source, y, wedge):
+    """What a checkpoint must agree on to be resumed by this fit.
+
+    Parameters
+    ----------
+    params : dict
+        The estimator's ``get_params(deep=False)``.
+    source : BatchSource
+        The standardised training data (its shape, statistics and a fixed
+        sample of its objects are hashed).
+    y : array-like or None
+        The labels (hashed whole).
+    wedge : tuple (masks, index) or None
+        The measured-coefficient masks of the samples.
+
+    Raises
+    ------
+    ValueError
+        If a schedule is a lambda or a local function.
+    """
+    _check_schedules(params)
+    n = len(source)
+    sample = np.unique(np.linspace(0, n - 1, min(n, _SAMPLED_ROWS)).astype(int))
+    rows = np.asarray(source.raw(sample), dtype=np.float64)
+    fingerprint = {
+        k: _plain(v) for k, v in params.items() if k not in _NOT_FINGERPRINTED
+    }
+    seed = params["random_state"]
+    fingerprint["random_state"] = int(seed) if isinstance(seed, Integral) else None
+    affinity = params["affinity"]
+    if callable(affinity) and not hasattr(affinity, "get_params"):
+        objects = rows[:8].reshape(-1, *source.input_shape)
+        values = checked_metric(affinity)(objects)
+        fingerprint["affinity"] = [_callable_name(affinity), _digest(values)]
+    fingerprint.update(
+        n_samples=int(n),
+        input_shape=list(source.input_shape),
+        standardisation=[source.mean, source.scale],
+        data=_digest(rows),
+        labels=None if y is None else _digest(np.asarray(y)),
+        wedge=None if wedge is None else _digest(*wedge),
+    )
+    return fingerprint
+
+
+# ------------------------------------------------------------------ resuming
+@dataclass
+class Resume:
+    """The state of a run at a checkpoint, to continue it from there."""
+
+    epoch: int
+    seed: int
+    module: dict
+    optimizer: dict
+    shuffle_rng: torch.Tensor
+    noise_rng: torch.Tensor
+    rows: list
+    pose_mean: np.ndarray | None
+    pose_std: np.ndarray | None
+
+
+class Checkpointer:
+    """The checkpoints of one fit: where, how often, and of which run.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The checkpoint folder.
+    every : int
+        Epochs between checkpoints (epoch numbers counted over the run).
+    fingerprint : dict
+        The run's :func:`run_fingerprint`.
+    keep : int, default=2
+        Checkpoints kept.
+
+    Call :meth:`resume` once, then :meth:`track` with the live training state;
+    the checkpointer is then the per-epoch ``callback(rows, pose)`` of
+    :func:`~skavae._training.train`. The folder is created, and checked to be
+    writable, when the checkpointer is made, before any training.
+    """
+
+    def __init__(self, folder, every, fingerprint, keep=2):
+        self.folder = os.fspath(folder)
+        self.every = int(every)
+        self.fingerprint = fingerprint
+        self.keep = keep
+        self._live = None
+        # before training: a run must not find out at its first checkpoint
+        if os.path.exists(self.folder) and not os.path.isdir(self.folder):
+            raise ValueError(
+                f"checkpoint_dir {self.folder!r} exists and is not a folder."
+            )
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except OSError as exc:
+            raise OSError(
+                f"cannot create checkpoint_dir {self.folder!r}: {exc.strerror or exc}"
+            ) from None
+        if not os.access(self.folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"checkpoint_dir {self.folder!r} is not writable.")
+
+    def resume(self):
+        """The newest checkpoint of this run as a :class:`Resume`, or None.
+
+        Checkpoints of another run are deleted (after a warning naming what
+        differs); corrupted files are skipped with a warning.
+        """
+        payload = load_checkpoint(self.folder, self.fingerprint)
+        if payload is None:
+            clear_checkpoints(self.folder)
+            return None
+        history = payload["history"]
+        rows = [
+            {k: history[k][i] for k in history} for i in range(len(history["epoch"]))
+        ]
+        pose = payload["pose"]
+        return Resume(
+            epoch=int(payload["epoch"]),
+            seed=int(payload["seed"]),
+            module=payload["module"],
+            optimizer=payload["optimizer"],
+            shuffle_rng=payload["shuffle_rng"],
+            noise_rng=payload["noise_rng"],
+            rows=rows,
+            pose_mean=None if pose is None else pose[0].numpy(),
+            pose_std=None if pose is None else pose[1].numpy(),
+        )
+
+    def track(self, *, seed, module, optimizer, generator, noise_generator, history):
+        """Bind the state that every checkpoint saves.
+
+        ``history`` (a DataFrame) holds the epochs before this call to
+        ``train``; the epochs of ``train``'s rows follow it.
+        """
+        self._live = dict(
+            seed=int(seed),
+            module=module,
+            optimizer=optimizer,
+            generator=generator,
+            noise_generator=noise_generator,
+            history=history.to_dict("list"),
+        )
+
+    def __call__(self, rows, pose):
+        """After a complete epoch: write a checkpoint every ``every`` epochs."""
+        live = self._live
+        epoch = len(live["history"].get("epoch", [])) + len(rows)
+        if epoch % self.every:
+            return
+        history = {k: [float(x) for x in v] for k, v in live["history"].items()}
+        for row in rows:
+            for k in history.keys() | row.keys():
+                history.setdefault(k, []).append(float(row.get(k, np.nan)))
+        save_checkpoint(
+            self.folder,
+            epoch,
+            {
+                "fingerprint": self.fingerprint,
+                "seed": live["seed"],
+                "module": state_to_cpu(live["module"].state_dict()),
+                "optimizer": state_to_cpu(live["optimizer"].state_dict()),
+                "shuffle_rng": live["generator"].get_state(),
+                "noise_rng": live["noise_generator"].get_state().cpu(),
+                "history": history,
+                "pose": None if pose is None else [torch.from_numpy(p) for p in pose],
+            },
+            keep=self.keep,
+        )

@@ -1,10 +1,18 @@
-"""AffinityVAE: the scikit-learn estimator."""
+"""AffinityVAE: the scikit-learn estimator.
+
+The estimator holds the parameters and the fitted state and says what happens
+in which order; the work is done one floor down: :mod:`skavae._data` checks
+and serves the objects, :mod:`skavae._checkpoint` resumes and writes
+checkpoints, :mod:`skavae._targets` builds the affinity target and
+:mod:`skavae._training` trains. The methods of the fitted model (encode,
+decode, sample, score, save) are in :mod:`skavae._inference`.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,68 +21,37 @@ import torch
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
     _fit_context,
 )
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import (
-    check_consistent_length,
-    check_is_fitted,
-    column_or_1d,
-    validate_data,
-)
 
-from skavae._augment import rotation_group
-from skavae._checkpoint import (
-    affinity_key,
-    clear_checkpoints,
-    load_checkpoint,
-    resumed_result,
-    save_checkpoint,
-    state_to_cpu,
-)
-from skavae._network import AffinityVAENetwork
-from skavae._schedules import make_schedule
-from skavae._training import (
-    HISTORY_COLUMNS,
-    AffinityTarget,
+from skavae._checkpoint import Checkpointer, run_fingerprint, state_to_cpu
+from skavae._data import (
     BatchSource,
-    TrainConfig,
-    TrainingDiverged,
-    evaluate_loss,
-    make_batches,
+    check_finite,
+    check_X,
+    measured_support,
     resolve_device,
     standardisation,
+)
+from skavae._inference import FittedVAEMixin
+from skavae._network import AffinityVAENetwork
+from skavae._splat import splat_pose_dims
+from skavae._targets import affinity_target
+from skavae._training import (
+    HISTORY_COLUMNS,
+    TrainConfig,
+    TrainResult,
+    sigterm_as_interrupt,
+    torch_threads,
     train,
 )
-from skavae._validation import (
-    FLOAT_DTYPES,
-    check_finite,
-    checked_metric,
-    class_labels,
-    is_lazy_array,
-    output_dtype,
-)
-from skavae._wedge import MissingWedge, as_missing_wedge, check_tilt_ranges
-from skavae.affinity import check_affinity_matrix, class_affinity_matrix
+from skavae._validation import Count, class_labels
+from skavae._wedge import MissingWedge
 
 
-@contextlib.contextmanager
-def _torch_threads(n_threads):
-    """Limit torch's intra-op threads for the duration of a call."""
-    if n_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator):
     """Affinity-VAE: a β-VAE whose latent space is organised by object similarity.
 
     The loss (Mirecka et al., eqs. 2-3) is::
@@ -102,8 +79,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     beta : float, default=1.0
         Weight of the KL term (the paper's useful range is 1-5).
     gamma : float, default=2.0
-        Weight of the affinity term (useful range 2-10). Ignored when
-        ``affinity`` is None.
+        Weight of the affinity term (useful range 2-10). Ignored, with a
+        warning when it is not the default, when ``affinity`` is None.
     affinity : Affinity, callable, pandas.DataFrame or None, default=None
         Similarity that organises the latent space.
 
@@ -199,11 +176,13 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         history, random-generator states), written atomically every
         ``checkpoint_every`` epochs; the newest two are kept. A cold ``fit``
         resumes from the newest readable checkpoint of the same run (same
-        hyper-parameters, data size and standardisation), so after a crash the
-        final model equals an uninterrupted run's on the CPU. Checkpoints of
-        another run are replaced; a corrupted file is reported and the previous
-        one used. Not used by ``partial_fit``. Early-stopping patience restarts
-        on resume.
+        hyper-parameters, data, labels and affinity, compared by content), so
+        after a crash the final model equals an uninterrupted run's on the CPU.
+        Checkpoints of another run are replaced, with a warning naming what
+        differs; a corrupted file is reported and the previous one used. A
+        lambda schedule cannot be identified and is refused with checkpoints.
+        Not used by ``partial_fit``. Early-stopping patience restarts on
+        resume.
     checkpoint_every : int, default=1
         Epochs between checkpoints.
     missing_wedge : None, (float, float) or MissingWedge, default=None
@@ -243,6 +222,11 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     pose_mean_, pose_std_ : ndarray of shape (pose_dims,)
         Statistics of the pose code on the training data (last epoch), used as
         the default pose of ``inverse_transform`` and the pose prior of ``sample``.
+    stopped_reason_ : str or None
+        How the last call to ``fit``/``partial_fit`` ended: None (every epoch
+        ran), ``"early_stopping"``, ``"interrupted"`` (Ctrl-C),
+        ``"terminated"`` (SIGTERM), ``"diverged"`` (non-finite loss) or
+        ``"error"`` (another exception; the last complete epoch is kept).
 
     See Also
     --------
@@ -254,6 +238,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     Notes
     -----
+    Parameters are keyword-only: ``AffinityVAE(latent_dims=8)``.
+
     Loss reductions follow the public reference implementation (MSE averaged
     over voxels, KL over latent dimensions, affinity over pairs), which is what
     gives the paper's ranges of ``beta`` and ``gamma`` their meaning.
@@ -287,43 +273,44 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     """
 
     _parameter_constraints: dict = {
-        "latent_dims": [Interval(Integral, 1, None, closed="left")],
-        "pose_dims": [Interval(Integral, 0, None, closed="left")],
+        "latent_dims": [Count(1)],
+        "pose_dims": [Count(0)],
         "beta": [Interval(Real, 0, None, closed="left")],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "affinity": [None, callable, pd.DataFrame],
         "filters": ["array-like"],
         "batch_norm": ["boolean"],
         "decoder": [StrOptions({"conv", "splat"})],
-        "n_splats": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "n_splats": [Count(1)],
+        "max_epochs": [Count(1)],
+        "batch_size": [Count(2)],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
         "precision": [StrOptions({"float32", "bf16"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [None, Count(1)],
         "tol": [Interval(Real, 0, None, closed="left")],
         "beta_schedule": [str, callable, "array-like"],
         "gamma_schedule": [str, callable, "array-like"],
-        "schedule_cycles": [Interval(Integral, 1, None, closed="left")],
+        "schedule_cycles": [Count(1)],
         "schedule_ratio": [Interval(Real, 0, 1, closed="right")],
         "schedule_min": [Interval(Real, 0, 1, closed="both")],
         "input_shape": [None, "array-like"],
         "standardize": ["boolean"],
         "device": [str, torch.device],
-        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
+        "n_threads": [None, Count(1)],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "checkpoint_dir": [None, str, os.PathLike],
-        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
+        "checkpoint_every": [Count(1)],
         "missing_wedge": [None, "array-like", MissingWedge],
         "augment": ["boolean"],
     }
 
     def __init__(
         self,
+        *,
         latent_dims=8,
         pose_dims=1,
         beta=1.0,
@@ -392,7 +379,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.missing_wedge = missing_wedge
         self.augment = augment
 
-    # ------------------------------------------------------------------ input
+    # ---------------------------------------------------------------- fitting
     def _check_filters(self):
         filters = tuple(self.filters)
         if not filters or not all(
@@ -405,101 +392,6 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             )
         return filters
 
-    def _spatial_shape(self, X_shape):
-        """Spatial shape of one object of an array of shape ``X_shape``."""
-        if len(X_shape) > 4:
-            raise ValueError(
-                "X must be (n_samples, n_features), (n_samples, H, W) or "
-                f"(n_samples, D, H, W); got an array with {len(X_shape)} dimensions, "
-                f"shape {tuple(X_shape)}."
-            )
-        if self.input_shape is None:
-            return tuple(int(s) for s in X_shape[1:])
-        shape = tuple(self.input_shape)
-        if not 1 <= len(shape) <= 3 or not all(
-            isinstance(s, Integral) and s > 0 for s in shape
-        ):
-            raise ValueError(
-                "input_shape must be a tuple of 1 to 3 positive integers; "
-                f"got {self.input_shape!r}."
-            )
-        if len(X_shape) == 2:
-            if int(np.prod(shape)) != X_shape[1]:
-                raise ValueError(
-                    f"input_shape={shape} holds {int(np.prod(shape))} values but X "
-                    f"has {X_shape[1]} features per sample."
-                )
-            return shape
-        if tuple(X_shape[1:]) != shape:
-            raise ValueError(
-                f"X holds objects of shape {tuple(X_shape[1:])} but "
-                f"input_shape={shape}."
-            )
-        return shape
-
-    def _check_X(self, X, y=None, *, reset):
-        """Validate ``X`` (and ``y``); return them and the spatial shape."""
-        fitted = hasattr(self, "input_shape_")
-        shape = getattr(X, "shape", None)
-        if (
-            not reset
-            and fitted
-            and shape is not None
-            and len(shape) > 2
-            and tuple(shape[1:]) != self.input_shape_
-        ):
-            raise ValueError(
-                f"X holds objects of shape {tuple(shape[1:])}, but this "
-                f"AffinityVAE was fitted on objects of shape {self.input_shape_}."
-            )
-        if is_lazy_array(X):
-            X, y = self._check_lazy(X, y, reset=reset)
-        else:
-            kwargs = dict(
-                reset=reset,
-                dtype=FLOAT_DTYPES,
-                allow_nd=True,
-                ensure_min_samples=2 if reset else 1,
-                ensure_all_finite=False,
-            )
-            if y is None:
-                X = validate_data(self, X, **kwargs)
-            else:
-                X, y = validate_data(self, X, y, **kwargs)
-            check_finite(X)
-        spatial = self._spatial_shape(X.shape)
-        if not reset and spatial != self.input_shape_:
-            raise ValueError(
-                f"X holds objects of shape {spatial}, but this AffinityVAE was "
-                f"fitted on objects of shape {self.input_shape_}."
-            )
-        return X, y, spatial
-
-    def _check_lazy(self, X, y, *, reset):
-        """Validate an out-of-core array-like without reading it whole.
-
-        Values are checked for NaN/inf as batches are read.
-        """
-        shape = tuple(X.shape)
-        if np.dtype(X.dtype).kind not in "fiu":
-            raise ValueError(f"X must hold real numbers; got dtype {X.dtype}.")
-        if len(shape) < 2:
-            raise ValueError(
-                f"Expected an array of objects with ndim >= 2; got shape {shape}."
-            )
-        minimum = 2 if reset else 1
-        if shape[0] < minimum:
-            raise ValueError(
-                f"Found array with {shape[0]} sample(s) (shape={shape}) while a "
-                f"minimum of {minimum} is required."
-            )
-        validate_data(self, X, skip_check_array=True, reset=reset)
-        if y is not None:
-            y = column_or_1d(y, warn=True)
-            check_consistent_length(X, y)
-        return X, y
-
-    # ---------------------------------------------------------------- fitting
     def _new_network(self, input_shape, filters, seed):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -516,167 +408,87 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             network = network.to(memory_format=network.memory_format)
         return network
 
-    def _affinity_target(self, X, y, source, seed, first):
-        """Set ``affinity_matrix_`` and return the batch affinity target."""
-        if self.affinity is None or self.gamma == 0:
-            if first:
-                self.affinity_matrix_ = None
-            return None
-        if isinstance(self.affinity, pd.DataFrame):
-            if y is None:
-                raise ValueError(
-                    "affinity is a class-level DataFrame, which needs the class "
-                    "labels: call fit(X, y)."
-                )
-            self.affinity_matrix_ = check_affinity_matrix(self.affinity, labels=y)
-        elif y is None:
-            self.affinity_matrix_ = None
-            return AffinityTarget(metric=checked_metric(self.affinity), source=source)
-        elif first or getattr(self, "affinity_matrix_", None) is None:
-            self.affinity_matrix_ = check_affinity_matrix(
-                class_affinity_matrix(
-                    X, y, checked_metric(self.affinity), random_state=seed
-                )
+    def _check_options(self, ndim, y):
+        """Refuse a splat pose of the wrong size; warn of unused gamma and y."""
+        sizes, words = splat_pose_dims(ndim)
+        if self.decoder == "splat" and self.pose_dims not in sizes:
+            raise ValueError(
+                f"decoder='splat' on {ndim}D data needs pose_dims in {sizes}: "
+                f"{words}; got pose_dims={self.pose_dims}."
             )
-        else:
-            check_affinity_matrix(self.affinity_matrix_, labels=y)
-        return self._class_target(y)
-
-    def _class_target(self, y):
-        """Batch affinities looked up in ``affinity_matrix_`` by the labels ``y``."""
-        codes = pd.Index(self.affinity_matrix_.index).get_indexer(
-            pd.Index(np.asarray(y))
-        )
-        matrix = torch.as_tensor(
-            self.affinity_matrix_.to_numpy(copy=True), dtype=torch.float32
-        )
-        return AffinityTarget(codes=codes, class_matrix=matrix)
-
-    def _schedule(self, spec, name):
-        try:
-            return make_schedule(
-                spec,
-                n_epochs=self.max_epochs,
-                n_cycles=self.schedule_cycles,
-                ratio=self.schedule_ratio,
-                min_value=self.schedule_min,
-            )
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-
-    def _check_decoder(self, spatial):
-        if self.decoder != "splat":
+        if self.affinity is not None:
             return
-        allowed = {1: (0, 1), 2: (1, 3), 3: (3, 6)}[len(spatial)]
-        if self.pose_dims not in allowed:
-            raise ValueError(
-                f"decoder='splat' on {len(spatial)}D data needs pose_dims in "
-                f"{allowed} (1D: [a shift]; 2D: an angle [+ 2 shifts]; 3D: an "
-                f"axis-angle vector [+ 3 shifts]); got pose_dims={self.pose_dims}."
+        unused = []
+        if y is not None:
+            unused.append(
+                "the labels y do not shape the latent space (they are only "
+                "recorded in classes_)"
             )
-
-    def _fingerprint(self, X, filters):
-        """What a checkpoint must agree on to be resumed by this fit."""
-        ignored = {"max_epochs", "verbose", "n_threads", "device", "warm_start"}
-        ignored |= {"checkpoint_dir", "checkpoint_every", "random_state", "affinity"}
-        params = {
-            k: (list(v) if isinstance(v, tuple) else v)
-            for k, v in self.get_params(deep=False).items()
-            if k not in ignored
-        }
-        seed = self.random_state
-        return {
-            **params,
-            "random_state": int(seed) if isinstance(seed, Integral) else None,
-            "affinity": affinity_key(self.affinity),
-            "n_samples": int(len(X)),
-            "input_shape": list(self.input_shape_),
-            "standardisation": [float(self.input_mean_), float(self.input_scale_)],
-        }
-
-    def _checkpoint_callback(self, fingerprint, seed, gen, noise, module, optimizer):
-        every = self.checkpoint_every
-        start_rows = self.history_.to_dict("list")
-
-        def save(rows, pose_stats):
-            epoch = self.n_iter_ + len(rows)
-            if epoch % every:
-                return
-            history = {k: [float(x) for x in v] for k, v in start_rows.items()}
-            for row in rows:
-                for k in HISTORY_COLUMNS:
-                    history.setdefault(k, []).append(float(row.get(k, np.nan)))
-            pose = None
-            if pose_stats is not None:
-                pose = [t.detach().cpu() for t in pose_stats[:2]] + [pose_stats[2]]
-            save_checkpoint(
-                self.checkpoint_dir,
-                epoch,
-                {
-                    "fingerprint": fingerprint,
-                    "seed": seed,
-                    "module": state_to_cpu(module.state_dict()),
-                    "optimizer": state_to_cpu(optimizer.state_dict()),
-                    "shuffle_rng": gen.get_state(),
-                    "noise_rng": noise.get_state().cpu(),
-                    "history": history,
-                    "pose_stats": pose,
-                },
+        if self.gamma != type(self).__init__.__kwdefaults__["gamma"]:
+            unused.append("gamma is not used")
+        if unused:
+            warnings.warn(
+                "AffinityVAE(affinity=None) has no affinity term: "
+                f"{' and '.join(unused)}; pass an affinity (e.g. "
+                "skavae.affinity.FSCAffinity()) to organise the latent space by "
+                "similarity.",
+                UserWarning,
+                stacklevel=5,
             )
-
-        return save
-
-    def _wedge(self, spatial, n, tilt_ranges=None):
-        """Per-sample measured-coefficient masks ``(masks, index)``, or None."""
-        wedge = as_missing_wedge(self.missing_wedge)
-        if wedge is None and tilt_ranges is None:
-            return None
-        if len(spatial) != 3:
-            raise ValueError(
-                f"missing_wedge applies to 3D volumes; the data are {len(spatial)}D "
-                f"objects of shape {spatial}, where a tilt wedge has no meaning."
-            )
-        wedge = wedge if wedge is not None else MissingWedge()
-        if tilt_ranges is None:
-            return wedge.mask(spatial)[None], np.zeros(n, dtype=np.int64)
-        return wedge.masks(spatial, check_tilt_ranges(tilt_ranges, n, "tilt_ranges"))
 
     def _fit(self, X, y, *, partial, tilt_ranges=None):
         filters = self._check_filters()
         first = not hasattr(self, "module_") or not (partial or self.warm_start)
-        X, y, spatial = self._check_X(X, y, reset=first)
-        wedge = self._wedge(spatial, len(X), tilt_ranges)
+        # the data layer: the objects are checked (and read) once
+        X, y, spatial = check_X(self, X, y, reset=first, values=False)
+        self._check_options(len(spatial), y)
+        wedge = measured_support(self.missing_wedge, spatial, len(X), tilt_ranges)
+        if first and self.standardize:
+            mean, scale = standardisation(X)  # checks the values as it reads them
+        else:
+            check_finite(X)
+            mean, scale = (0.0, 1.0) if first else (self.input_mean_, self.input_scale_)
+        source = BatchSource(X, spatial, mean, scale, wedge=wedge, checked=True)
+        config = TrainConfig.from_params(
+            self.get_params(deep=False), spatial, partial=partial
+        )
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
         device = resolve_device(self.device)
-        checkpoints = self.checkpoint_dir is not None and not partial
-        self._check_decoder(spatial)
 
-        resume = None
-        if first:
+        checkpointer = resume = None
+        if self.checkpoint_dir is not None and not partial:
+            checkpointer = Checkpointer(
+                self.checkpoint_dir,
+                self.checkpoint_every,
+                run_fingerprint(self.get_params(deep=False), source, y, wedge),
+            )
+            resume = checkpointer.resume() if first else None
+            seed = seed if resume is None else resume.seed
+        matrix, target = affinity_target(
+            self.affinity,
+            self.gamma,
+            X,
+            y,
+            source,
+            None if first else getattr(self, "affinity_matrix_", None),
+            seed=seed,
+        )
+
+        if first:  # what the data decided, and a new network
             self.input_shape_ = spatial
             self._flat_input = len(X.shape) == 2 and self.input_shape is not None
-            if self.standardize:
-                self.input_mean_, self.input_scale_ = standardisation(X)
-            else:
-                self.input_mean_, self.input_scale_ = 0.0, 1.0
-            if checkpoints:
-                resume = load_checkpoint(
-                    self.checkpoint_dir, self._fingerprint(X, filters)
-                )
-                if resume is None:
-                    clear_checkpoints(self.checkpoint_dir)
-                else:
-                    seed = int(resume["seed"])
+            self.input_mean_, self.input_scale_ = mean, scale
             self.module_ = self._new_network(spatial, filters, seed)
-            self._optimizer_state = None
+            self._optimizer_state = resume.optimizer if resume else None
             self.history_ = pd.DataFrame(columns=HISTORY_COLUMNS)
             self.n_iter_ = 0
             self.pose_mean_ = np.zeros(self.pose_dims)
             self.pose_std_ = np.ones(self.pose_dims)
             if hasattr(self, "classes_"):
                 del self.classes_
+        self.affinity_matrix_ = matrix
         if y is not None:
             labels = class_labels(y)
             if partial and hasattr(self, "classes_"):
@@ -685,18 +497,12 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
         module = self.module_.to(device)
         if resume is not None:
-            module.load_state_dict(resume["module"])
-            self._optimizer_state = resume["optimizer"]
+            module.load_state_dict(resume.module)
         optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
         if self._optimizer_state is not None:
             optimizer.load_state_dict(self._optimizer_state)
             for group in optimizer.param_groups:
                 group["lr"] = self.learning_rate
-
-        source = BatchSource(
-            X, spatial, self.input_mean_, self.input_scale_, wedge=wedge
-        )
-        target = self._affinity_target(X, y, source, seed, first)
 
         gen = torch.Generator().manual_seed(seed)
         noise = torch.Generator(device=device).manual_seed(seed + 1)
@@ -706,41 +512,31 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if n_val < 2 or n - n_val < 2:
             n_val = 0
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-
-        epochs = 1 if partial else self.max_epochs
         if resume is not None:
-            gen.set_state(resume["shuffle_rng"])
-            noise.set_state(resume["noise_rng"].to(noise.device))
-            self._record(resumed_result(resume))
-            epochs = max(0, epochs - self.n_iter_)
-        callback = None
-        if checkpoints:
-            callback = self._checkpoint_callback(
-                self._fingerprint(X, filters), seed, gen, noise, module, optimizer
+            gen.set_state(resume.shuffle_rng)
+            noise.set_state(resume.noise_rng.to(noise.device))
+            self._record(
+                TrainResult(
+                    rows=resume.rows,
+                    pose_mean=resume.pose_mean,
+                    pose_std=resume.pose_std,
+                )
+            )
+            config.max_epochs = max(0, config.max_epochs - self.n_iter_)
+        if checkpointer is not None:
+            checkpointer.track(
+                seed=seed,
+                module=module,
+                optimizer=optimizer,
+                generator=gen,
+                noise_generator=noise,
+                history=self.history_,
             )
 
-        config = TrainConfig(
-            beta=self.beta,
-            gamma=self.gamma,
-            batch_size=self.batch_size,
-            max_epochs=epochs,
-            n_iter_no_change=None if partial else self.n_iter_no_change,
-            tol=self.tol,
-            max_grad_norm=self.max_grad_norm,
-            precision=self.precision,
-            beta_factor=self._schedule(self.beta_schedule, "beta_schedule"),
-            gamma_factor=self._schedule(self.gamma_schedule, "gamma_schedule"),
-            verbose=self.verbose,
-            augment=(
-                rotation_group(spatial, as_missing_wedge(self.missing_wedge))
-                if self.augment
-                else []
-            ),
-        )
-        diverged = None
-        with _torch_threads(self.n_threads):
-            try:
-                result = train(
+        result = TrainResult()
+        try:
+            with torch_threads(self.n_threads), sigterm_as_interrupt():
+                train(
                     module,
                     optimizer,
                     source,
@@ -752,26 +548,33 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                     noise_generator=noise,
                     device=device,
                     first_epoch=self.n_iter_ + 1,
-                    callback=callback,
+                    callback=checkpointer,
+                    result=result,
                 )
-            except TrainingDiverged as exc:
-                diverged, result = exc, exc.result
-        self._optimizer_state = optimizer.state_dict()
-        self._record(result)
-        if diverged is not None:
-            raise diverged
+        finally:  # the complete epochs, however training ended
+            self._optimizer_state = optimizer.state_dict()
+            self._record(result)
+            if first and self.n_iter_ == 0 and result.stopped == "error":
+                self._forget()
         return self
 
     def _record(self, result):
-        rows = pd.DataFrame(result["rows"], columns=HISTORY_COLUMNS)
+        rows = pd.DataFrame(result.rows, columns=HISTORY_COLUMNS)
         if len(self.history_) == 0:
             self.history_ = rows.astype(float).astype({"epoch": int})
         elif len(rows):
             self.history_ = pd.concat([self.history_, rows], ignore_index=True)
         self.n_iter_ = len(self.history_)
-        if result["pose_mean"] is not None:
-            self.pose_mean_ = result["pose_mean"]
-            self.pose_std_ = result["pose_std"]
+        self.stopped_reason_ = result.stopped
+        if result.pose_mean is not None:
+            self.pose_mean_ = result.pose_mean
+            self.pose_std_ = result.pose_std
+
+    def _forget(self):
+        """Back to unfitted (a first fit that failed before an epoch completed)."""
+        for name in list(vars(self)):
+            if name.endswith("_") or name in ("_optimizer_state", "_flat_input"):
+                delattr(self, name)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, tilt_ranges=None):
@@ -803,6 +606,15 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         FloatingPointError
             If the loss becomes NaN or infinite; the model keeps the weights of
             the last good epoch.
+
+        Notes
+        -----
+        Ctrl-C, or SIGTERM (what batch schedulers send before killing a job;
+        handled in the main thread while training), stops training after the
+        last complete epoch, whose weights are kept, with a warning;
+        ``stopped_reason_`` says how the call ended. Any other exception
+        during training restores the last complete epoch before it propagates
+        (a first fit that completed no epoch is left unfitted).
 
         See Also
         --------
@@ -858,342 +670,10 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         """
         return self._fit(X, y, partial=True)
 
-    # -------------------------------------------------------------- inference
-    def _device_module(self):
-        check_is_fitted(self, "module_")
-        device = resolve_device(self.device)
-        self.module_.to(device).eval()
-        return self.module_, device
-
-    def _batched(self, X, fn):
-        """Apply ``fn(batch_tensor)`` over ``X`` in batches; concatenate outputs."""
-        module, device = self._device_module()
-        source = BatchSource(X, self.input_shape_, self.input_mean_, self.input_scale_)
-        outputs = []
-        with torch.no_grad(), _torch_threads(self.n_threads):
-            # streamed data: batches of batch_size bound memory; in memory,
-            # larger batches are faster
-            size = (
-                self.batch_size if source._tensor is None else max(self.batch_size, 256)
-            )
-            for idx in make_batches(np.arange(len(X)), size):
-                outputs.append(fn(module, source.get(np.sort(idx), device)))
-        return [
-            torch.cat([o[k] for o in outputs]).cpu().numpy()
-            for k in range(len(outputs[0]))
-        ]
-
-    def encode(self, X):
-        """Latent means, log-variances and pose codes of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Objects of the fitted shape.
-
-        Returns
-        -------
-        mu : ndarray of shape (n_samples, latent_dims)
-            Latent means (what ``transform`` returns).
-        log_var : ndarray of shape (n_samples, latent_dims)
-            Log-variances of the approximate posterior.
-        pose : ndarray of shape (n_samples, pose_dims)
-            Pose codes (an empty second axis when ``pose_dims=0``).
-
-        See Also
-        --------
-        transform : The latent means only.
-        inverse_transform : Decode latents and poses.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skavae import AffinityVAE
-        >>> X = np.random.RandomState(0).rand(30, 8, 8)
-        >>> model = AffinityVAE(latent_dims=2, pose_dims=1, max_epochs=1,
-        ...                     random_state=0).fit(X)
-        >>> [a.shape for a in model.encode(X[:4])]
-        [(4, 2), (4, 2), (4, 1)]
-        """
-        check_is_fitted(self, "module_")
-        X, _, _ = self._check_X(X, reset=False)
-
-        def fn(module, x):
-            mu, log_var, pose = module.encode(x)
-            if pose is None:
-                pose = mu.new_zeros((mu.shape[0], 0))
-            return mu, log_var, pose
-
-        dtype = output_dtype(X)
-        return tuple(a.astype(dtype, copy=False) for a in self._batched(X, fn))
-
-    def transform(self, X):
-        """Latent means of ``X`` (deterministic).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Objects of the fitted shape.
-
-        Returns
-        -------
-        Z : ndarray of shape (n_samples, latent_dims)
-            Latent means, in the float dtype of ``X``.
-
-        See Also
-        --------
-        encode : Means, log-variances and poses.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skavae import AffinityVAE
-        >>> X = np.random.RandomState(0).rand(30, 8, 8).astype(np.float32)
-        >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
-        >>> Z = model.transform(X)
-        >>> Z.shape, Z.dtype
-        ((30, 2), dtype('float32'))
-        """
-        check_is_fitted(self, "module_")
-        X, _, _ = self._check_X(X, reset=False)
-        (mu,) = self._batched(X, lambda module, x: (module.encode(x)[0],))
-        return mu.astype(output_dtype(X), copy=False)
-
-    def _output_shape(self, n):
-        if getattr(self, "_flat_input", False):
-            return (n, int(np.prod(self.input_shape_)))
-        return (n, *self.input_shape_)
-
-    def _decode(self, Z, pose, dtype):
-        module, device = self._device_module()
-        out = []
-        with torch.no_grad(), _torch_threads(self.n_threads):
-            for idx in make_batches(np.arange(len(Z)), 256):
-                z = torch.as_tensor(Z[idx], dtype=torch.float32, device=device)
-                p = None
-                if self.pose_dims:
-                    p = torch.as_tensor(pose[idx], dtype=torch.float32, device=device)
-                out.append(module.decode(z, p).cpu())
-        images = torch.cat(out).numpy() * self.input_scale_ + self.input_mean_
-        return images.reshape(self._output_shape(len(Z))).astype(dtype, copy=False)
-
-    def inverse_transform(self, Z, pose=None):
-        """Decode latent codes into objects.
-
-        Parameters
-        ----------
-        Z : array-like of shape (n_samples, latent_dims)
-            Latent codes.
-        pose : array-like of shape (n_samples, pose_dims) or (pose_dims,), \
-default=None
-            Pose codes; None uses ``pose_mean_`` for every sample.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, ...)
-            Decoded objects in input units, in the input's layout.
-
-        Raises
-        ------
-        ValueError
-            If ``Z`` or ``pose`` have the wrong shape, are empty or not finite.
-
-        See Also
-        --------
-        reconstruct : Encode and decode objects.
-        sample : Decode draws from the prior.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skavae import AffinityVAE
-        >>> X = np.random.RandomState(0).rand(30, 8, 8)
-        >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
-        >>> model.inverse_transform(np.zeros((3, 2)), pose=[0.5]).shape
-        (3, 8, 8)
-        """
-        check_is_fitted(self, "module_")
-        Z = np.asarray(Z)
-        if Z.ndim != 2 or Z.shape[1] != self.latent_dims:
-            raise ValueError(
-                f"Z must have shape (n_samples, {self.latent_dims}); got {Z.shape}."
-            )
-        if len(Z) == 0:
-            raise ValueError("Z is empty (0 samples).")
-        if Z.dtype.kind not in "fiu" or not np.isfinite(Z).all():
-            raise ValueError("Z must hold finite real numbers.")
-        dtype = Z.dtype if Z.dtype.kind == "f" else np.float64
-        pose = self._check_pose(pose, len(Z))
-        return self._decode(Z, pose, dtype)
-
-    def _check_pose(self, pose, n):
-        if self.pose_dims == 0:
-            if pose is not None and np.size(pose):
-                raise ValueError("This model has no pose channel (pose_dims=0).")
-            return None
-        if pose is None:
-            return np.tile(np.asarray(self.pose_mean_, dtype=np.float32), (n, 1))
-        pose = np.asarray(pose, dtype=np.float64)
-        if pose.ndim == 1 and pose.shape[0] == self.pose_dims:
-            pose = np.tile(pose, (n, 1))
-        if pose.shape != (n, self.pose_dims):
-            raise ValueError(
-                f"pose must have shape ({n}, {self.pose_dims}) or "
-                f"({self.pose_dims},); got {pose.shape}."
-            )
-        if not np.isfinite(pose).all():
-            raise ValueError("pose must hold finite numbers.")
-        return pose
-
-    def reconstruct(self, X):
-        """Encode ``X`` (latent means and pose) and decode it.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Objects of the fitted shape.
-
-        Returns
-        -------
-        X_hat : ndarray of the shape of ``X``
-            Reconstructions in input units.
-
-        See Also
-        --------
-        inverse_transform : Decode given latents and poses.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skavae import AffinityVAE
-        >>> X = np.random.RandomState(0).rand(30, 8, 8)
-        >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
-        >>> model.reconstruct(X[:5]).shape
-        (5, 8, 8)
-        """
-        mu, _, pose = self.encode(X)
-        return self._decode(mu, pose if self.pose_dims else None, mu.dtype)
-
-    def sample(self, n_samples=1, random_state=None):
-        """Generate objects from the prior ``z ~ N(0, I)``.
-
-        The pose is drawn from a normal with the training statistics of the pose
-        code (``pose_mean_``, ``pose_std_``).
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of objects.
-        random_state : int, RandomState instance or None, default=None
-            Seed of the draw.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, ...)
-            Generated objects in input units.
-
-        Raises
-        ------
-        ValueError
-            If ``n_samples`` is not a positive integer.
-
-        See Also
-        --------
-        inverse_transform : Decode chosen latents.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skavae import AffinityVAE
-        >>> X = np.random.RandomState(0).rand(30, 8, 8)
-        >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
-        >>> model.sample(4, random_state=0).shape
-        (4, 8, 8)
-        """
-        check_is_fitted(self, "module_")
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(
-                f"n_samples must be a positive integer; got {n_samples!r}."
-            )
-        rng = check_random_state(random_state)
-        Z = rng.standard_normal((n_samples, self.latent_dims))
-        pose = None
-        if self.pose_dims:
-            pose = self.pose_mean_ + self.pose_std_ * rng.standard_normal(
-                (n_samples, self.pose_dims)
-            )
-        return self._decode(Z, pose, np.float64)
-
-    def score(self, X, y=None):
-        """Negative mean loss on ``X`` (higher is better).
-
-        The loss is computed deterministically (the decoder receives the latent
-        means, batch norm in eval mode). The affinity term is included when the
-        model has an affinity and ``y`` is given (or the affinity is a sample-level
-        metric).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Objects of the fitted shape.
-        y : array-like of shape (n_samples,), default=None
-            Class labels, for the affinity term.
-
-        Returns
-        -------
-        score : float
-            ``-(recon + beta * kl + gamma * affinity)``.
-
-        See Also
-        --------
-        sklearn.model_selection.GridSearchCV : Uses ``score`` when no scorer
-            is given and the estimator is used on its own.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skavae import AffinityVAE
-        >>> X = np.random.RandomState(0).rand(30, 8, 8)
-        >>> model = AffinityVAE(latent_dims=2, max_epochs=1, random_state=0).fit(X)
-        >>> model.score(X) < 0
-        True
-        """
-        check_is_fitted(self, "module_")
-        X, y, _ = self._check_X(X, y, reset=False)
-        source = BatchSource(
-            X,
-            self.input_shape_,
-            self.input_mean_,
-            self.input_scale_,
-            wedge=self._wedge(self.input_shape_, len(X)),
-        )
-        target = None
-        if self.affinity is not None and self.gamma > 0:
-            if self.affinity_matrix_ is not None and y is not None:
-                check_affinity_matrix(self.affinity_matrix_, labels=y)
-                target = self._class_target(y)
-            elif self.affinity_matrix_ is None and callable(self.affinity):
-                target = AffinityTarget(
-                    metric=checked_metric(self.affinity), source=source
-                )
-        module, device = self._device_module()
-        with _torch_threads(self.n_threads):
-            terms = evaluate_loss(
-                module,
-                source,
-                np.arange(len(X)),
-                self.beta,
-                self.gamma,
-                target,
-                max(self.batch_size, 2),
-                device,
-            )
-        return -float(terms["loss"])
-
     # ----------------------------------------------------------- sklearn glue
     @property
     def _n_features_out(self):
-        return self.latent_dims
+        return self._sizes()[0]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1201,46 +681,6 @@ default=None
         tags.input_tags.allow_nan = False
         tags.target_tags.required = False
         return tags
-
-    def save(self, path):
-        """Save the model to a safe model file, read back by :func:`skavae.load`.
-
-        The file (suggested suffix ``.skavae``) is a zip archive of a JSON
-        description and the network's tensors; loading it never runs code from
-        the file. Pickle and ``joblib`` files, which scikit-learn tools use
-        (``clone``, ``GridSearchCV`` workers, caching), also work, but loading
-        them can execute code: load those only from sources you trust. The file
-        is written atomically. A callable parameter (a lambda affinity or
-        schedule) cannot be stored and is saved as None, with a warning.
-
-        Parameters
-        ----------
-        path : str or path-like
-            The file to write; an existing file is replaced.
-
-        Raises
-        ------
-        OSError
-            If the file cannot be written (the message names it).
-
-        See Also
-        --------
-        skavae.load : Read a saved model.
-
-        Examples
-        --------
-        >>> import os, tempfile, numpy as np
-        >>> import skavae
-        >>> X = np.random.RandomState(0).rand(20, 8, 8)
-        >>> model = skavae.AffinityVAE(latent_dims=2, max_epochs=1, random_state=0)
-        >>> path = os.path.join(tempfile.mkdtemp(), "model.skavae")
-        >>> model.fit(X).save(path)
-        >>> bool(np.array_equal(skavae.load(path).transform(X), model.transform(X)))
-        True
-        """
-        from skavae._persistence import save_model
-
-        save_model(self, path)
 
     def __getstate__(self):
         state = super().__getstate__()

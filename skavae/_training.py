@@ -1,9 +1,14 @@
-"""The training loop: batching, optimiser steps, validation, history, early stop.
+"""The training loop: optimiser steps, validation, history, early stop, stops.
 
-Data is streamed to the network in batches: an in-memory array is viewed as one
-float32 tensor (copied only when it is not float32 already), anything else
-(memory maps, lazily loaded folders) is read batch by batch, so a data set larger
-than memory can be trained on.
+``train`` runs the epochs over the batches of a :class:`~skavae._data.BatchSource`
+and fills a :class:`TrainResult` as epochs complete, so its caller knows the
+complete epochs however training ends: all epochs run, early stopping, Ctrl-C
+or SIGTERM (the weights of the last complete epoch are kept and a
+:class:`TrainingInterrupted` warning is issued), a non-finite loss
+(:class:`TrainingDiverged`) or any other exception (the weights of the last
+complete epoch are restored before it propagates).
+
+The affinity target of a batch comes from :mod:`skavae._targets`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -20,8 +27,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from skavae._augment import augment_batch
-from skavae._losses import lookup_affinity, vae_loss
+from skavae._augment import augment_batch, rotation_group
+from skavae._data import make_batches
+from skavae._losses import vae_loss
+from skavae._schedules import make_schedule
+from skavae._wedge import as_missing_wedge
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -40,185 +50,73 @@ HISTORY_COLUMNS = [
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite; the model keeps its last good weights.
+    """The loss became NaN or infinite; the model keeps its last good weights."""
 
-    ``result`` holds what ``train`` would have returned for the complete epochs.
+
+class TrainingInterrupted(RuntimeWarning):
+    """Ctrl-C or SIGTERM stopped training; the last complete epoch is kept."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during training (handled like Ctrl-C)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did, filled in as epochs complete.
+
+    ``stopped`` is None when every epoch ran, else ``"early_stopping"``,
+    ``"interrupted"`` (Ctrl-C), ``"terminated"`` (SIGTERM), ``"diverged"`` or
+    ``"error"``; ``pose_mean`` / ``pose_std`` are the pose code's statistics
+    over the last complete epoch (None without a pose head).
     """
 
-    result = None
+    rows: list = field(default_factory=list)
+    stopped: str | None = None
+    pose_mean: np.ndarray | None = None
+    pose_std: np.ndarray | None = None
 
 
-def resolve_device(device):
-    """``"auto"`` → CUDA when available, else CPU; anything else as given."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Raise :class:`Terminated` on SIGTERM (main thread only), then restore."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated
+
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"device={device!r} is not a valid torch device: {exc}"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
-    return dev
+        previous = signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # not allowed here (an embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
-class BatchSource:
-    """Serves standardised float32 batches of shape (B, 1, *input_shape).
-
-    Parameters
-    ----------
-    X : ndarray, memmap or indexable array-like of shape (n, ...)
-        The objects; row ``i`` is reshaped to ``input_shape``.
-    input_shape : tuple of int
-        Spatial shape of one object.
-    mean, scale : float
-        Standardisation: the network sees ``(x - mean) / scale``.
-    wedge : tuple (masks, index), default=None
-        Measured Fourier coefficients of each sample: ``masks`` (U, *half)
-        boolean rfftn half spectra, ``index[i]`` the mask of sample ``i``.
-        None means every coefficient is measured.
-    """
-
-    def __init__(self, X, input_shape, mean, scale, wedge=None):
-        self.X = X
-        self.input_shape = tuple(input_shape)
-        self.mean = float(mean)
-        self.scale = float(scale)
-        self._tensor = None
-        self._masks = self._mask_index = None
-        if wedge is not None:
-            self._masks = torch.as_tensor(np.asarray(wedge[0]), dtype=torch.bool)
-            self._mask_index = torch.as_tensor(np.asarray(wedge[1]), dtype=torch.long)
-        if type(X) is np.ndarray:  # in memory (a np.memmap is streamed instead)
-            data = np.ascontiguousarray(X, dtype=np.float32)
-            with warnings.catch_warnings():
-                # read-only arrays (e.g. views of read-only memory maps) are only
-                # ever read here
-                warnings.filterwarnings("ignore", message="The given NumPy array")
-                self._tensor = torch.from_numpy(data)
-
-    def __len__(self):
-        return len(self.X)
-
-    def raw(self, idx):
-        """The objects ``idx`` (in that order) as a numpy array, unstandardised."""
-        idx = np.asarray(idx)
-        if self._tensor is not None:
-            return self.X[idx]
-        order = np.argsort(idx)  # memory maps read fastest in file order
-        rows = np.asarray(self.X[idx[order]])
-        return rows[np.argsort(order)]
-
-    def support(self, idx, device):
-        """Measured-coefficient masks of the batch ``idx``, or None (all)."""
-        if self._masks is None:
-            return None
-        return self._masks[self._mask_index[torch.as_tensor(idx)]].to(device)
-
-    def get(self, idx, device):
-        """Standardised batch ``idx`` on ``device``."""
-        if self._tensor is not None:
-            batch = self._tensor[torch.as_tensor(idx)]
-        else:
-            batch = torch.from_numpy(np.asarray(self.raw(idx), dtype=np.float32))
-            if not torch.isfinite(batch).all():
-                raise ValueError(
-                    "Input contains NaN or infinity (one of samples "
-                    f"{np.sort(idx)[:8].tolist()}{'...' if len(idx) > 8 else ''})."
-                )
-        batch = batch.reshape(len(idx), 1, *self.input_shape).to(device)
-        return (batch - self.mean) / self.scale
+@contextlib.contextmanager
+def torch_threads(n_threads):
+    """Limit torch's intra-op threads for the duration of a call."""
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def standardisation(X, chunk_bytes=2**19):
-    """Mean and standard deviation of all values of ``X``, streamed in chunks.
-
-    Chunks hold about ``chunk_bytes`` of float64 values whatever the object
-    size, and per-chunk statistics are merged (Chan et al.), so memory stays
-    bounded and large values do not lose precision or overflow. Raises a
-    ValueError naming the first sample with NaN/inf or with values that do not
-    fit in float32 (the network's precision).
-    """
-    row_bytes = 8 * max(1, int(np.prod(X.shape[1:])))
-    chunk = max(1, int(chunk_bytes // row_bytes))
-    mean, m2, count = 0.0, 0.0, 0
-    for start in range(0, len(X), chunk):
-        block = np.asarray(X[start : start + chunk], dtype=np.float64)
-        flat = block.reshape(len(block), -1)
-        bad = ~np.isfinite(flat).all(1)
-        if bad.any():
-            raise ValueError(
-                "Input contains NaN or infinity "
-                f"(sample {start + int(np.flatnonzero(bad)[0])})."
-            )
-        big = np.maximum(flat.max(1), -flat.min(1)) > _FLOAT32_MAX
-        if big.any():
-            raise ValueError(
-                f"Input has values beyond the float32 range (±{_FLOAT32_MAX:.3g}) "
-                f"in sample {start + int(np.flatnonzero(big)[0])}; rescale the data."
-            )
-        values = flat.ravel()
-        n = values.size
-        block_mean = float(values.mean())
-        if not np.shares_memory(values, X if isinstance(X, np.ndarray) else values[:0]):
-            values -= block_mean  # our own float64 copy: centre in place
-            block_m2 = float(np.dot(values, values))
-        else:
-            block_m2 = float(np.dot(values, values)) - n * block_mean**2
-        delta = block_mean - mean
-        total = count + n
-        mean += delta * n / total
-        m2 += block_m2 + delta * delta * count * n / total
-        count = total
-        del block, flat, values  # free before the next chunk is read
-    std = math.sqrt(max(m2 / count, 0.0))
-    return mean, (std if std > 1e-12 * max(1.0, abs(mean)) else 1.0)
-
-
-def make_batches(indices, batch_size, generator=None):
-    """Split ``indices`` (shuffled when a generator is given) into batches.
-
-    Batches have nearly equal sizes and at least 2 members (batch norm and the
-    pairwise affinity loss need pairs) whenever ``len(indices) >= 2``.
-    """
-    indices = np.asarray(indices)
-    n = len(indices)
-    if n == 0:
-        return []
-    if generator is not None:
-        indices = indices[torch.randperm(n, generator=generator).numpy()]
-    n_batches = max(1, math.ceil(n / batch_size))
-    if n // n_batches < 2:
-        n_batches = max(1, n // 2)
-    return np.array_split(indices, n_batches)
-
-
-class AffinityTarget:
-    """Builds the (B, B) affinity matrix of a batch.
-
-    Either a class-level lookup (``codes`` per sample into ``class_matrix``) or a
-    sample-level metric evaluated on the batch's raw objects.
-    """
-
-    def __init__(self, codes=None, class_matrix=None, metric=None, source=None):
-        self.codes = None if codes is None else torch.as_tensor(codes, dtype=torch.long)
-        self.class_matrix = class_matrix
-        self.metric = metric
-        self.source = source
-
-    def __call__(self, idx, device):
-        if self.class_matrix is not None:
-            codes = self.codes[torch.as_tensor(idx)].to(device)
-            return lookup_affinity(codes, self.class_matrix.to(device))
-        raw = self.source.raw(idx).reshape(len(idx), *self.source.input_shape)
-        values = np.asarray(self.metric(raw), dtype=np.float32)
-        return torch.from_numpy(values).to(device)
+def _pose_spread(pose_sum, pose_sq, count):
+    """Mean and standard deviation of the pose code from its running sums."""
+    mean = pose_sum / count
+    std = torch.sqrt((pose_sq / count - mean**2).clamp_min(0))
+    return mean.cpu().numpy(), std.cpu().numpy()
 
 
 def _mean_terms(sums, count):
@@ -281,6 +179,44 @@ class TrainConfig:
     gamma_factor: Callable[[int], float] = field(default=lambda epoch: 1.0)
     verbose: int = 0
     augment: list = field(default_factory=list)
+
+    @classmethod
+    def from_params(cls, params, spatial, *, partial):
+        """The config of a ``fit`` (``partial``: one ``partial_fit`` epoch).
+
+        ``params`` are the estimator's ``get_params()``; the schedules are
+        built (and checked) here, before training starts.
+        """
+        schedules = {}
+        for name in ("beta_schedule", "gamma_schedule"):
+            try:
+                schedules[name] = make_schedule(
+                    params[name],
+                    n_epochs=params["max_epochs"],
+                    n_cycles=params["schedule_cycles"],
+                    ratio=params["schedule_ratio"],
+                    min_value=params["schedule_min"],
+                )
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        augment = []
+        if params["augment"]:
+            wedge = as_missing_wedge(params["missing_wedge"])
+            augment = rotation_group(spatial, wedge)
+        return cls(
+            beta=params["beta"],
+            gamma=params["gamma"],
+            batch_size=params["batch_size"],
+            max_epochs=1 if partial else params["max_epochs"],
+            n_iter_no_change=None if partial else params["n_iter_no_change"],
+            tol=params["tol"],
+            max_grad_norm=params["max_grad_norm"],
+            precision=params["precision"],
+            beta_factor=schedules["beta_schedule"],
+            gamma_factor=schedules["gamma_schedule"],
+            verbose=params["verbose"],
+            augment=augment,
+        )
 
     def weights(self, epoch):
         """Effective (beta, gamma) of the 1-based ``epoch``."""
@@ -374,18 +310,17 @@ def train(
     device,
     first_epoch=1,
     callback=None,
+    result=None,
 ):
-    """Run up to ``config.max_epochs`` epochs; return a dict with the history rows.
+    """Run up to ``config.max_epochs`` epochs; return the :class:`TrainResult`.
 
-    ``callback(rows, pose_stats)``, when given, is called after every complete
-    epoch (e.g. to write a checkpoint).
-
-    Returns
-    -------
-    result : dict
-        ``rows`` (list of history dicts), ``interrupted`` (bool),
-        ``stopped_early`` (bool), ``pose_mean`` / ``pose_std`` (ndarrays or None,
-        from the last complete epoch).
+    ``callback(rows, pose)``, when given, is called after every complete epoch
+    (to write a checkpoint) with the history rows so far and the pose
+    statistics ``(mean, std)`` (None without a pose head). ``result``, when
+    given, is the TrainResult to fill in, so the caller reads the complete
+    epochs even when ``train`` raises. Ctrl-C (and SIGTERM, within
+    :func:`sigterm_as_interrupt`) stops training after restoring the last
+    complete epoch, with a :class:`TrainingInterrupted` warning.
 
     Raises
     ------
@@ -393,15 +328,15 @@ def train(
         When the loss of an epoch is not finite; the module's weights and the
         optimiser's state are restored to those at the end of the last good
         epoch before raising.
+    Exception
+        Any other error, after the same restoration.
     """
+    result = TrainResult() if result is None else result
+    rows = result.rows
     n_iter_no_change, tol, verbose = config.n_iter_no_change, config.tol, config.verbose
     max_epochs, batch_size = config.max_epochs, config.batch_size
-    rows = []
-    diverged = None
     good_state = _snapshot(module, optimizer)
     best_state, best_score, since_best = None, math.inf, 0
-    interrupted = stopped_early = False
-    pose_stats = None
     epochs = range(first_epoch, first_epoch + max_epochs)
     bar = tqdm(
         epochs, desc="AffinityVAE", unit="epoch", disable=verbose < 1, leave=True
@@ -425,15 +360,13 @@ def train(
                 generator,
             )
             if not all(math.isfinite(v) for v in terms.values()):
-                _restore(module, optimizer, good_state)
-                diverged = TrainingDiverged(
+                raise TrainingDiverged(
                     f"Training diverged at epoch {epoch}: the loss became "
                     f"{terms['loss']} (recon={terms['recon']:.4g}, "
                     f"kl={terms['kl']:.4g}, affinity={terms['affinity']:.4g}). "
                     f"The model keeps the weights of epoch {epoch - 1}. Lower "
                     "learning_rate or beta, or check the input scaling."
                 )
-                break
             row = {"epoch": epoch, **terms, "beta": beta, "gamma": gamma}
             if len(val_idx):
                 val = evaluate_loss(
@@ -443,10 +376,12 @@ def train(
             row["seconds"] = time.perf_counter() - start
             rows.append(row)
             good_state = _snapshot(module, optimizer)
+            pose = None
             if pose_sum is not None:
-                pose_stats = (pose_sum, pose_sq, count)
+                pose = _pose_spread(pose_sum, pose_sq, count)
+                result.pose_mean, result.pose_std = pose
             if callback is not None:
-                callback(rows, pose_stats)
+                callback(rows, pose)
             if verbose:
                 shown = ("loss", "recon", "kl", "affinity", "val_loss")
                 bar.set_postfix({k: f"{row[k]:.4g}" for k in shown if k in row})
@@ -458,7 +393,7 @@ def train(
                 else:
                     since_best += 1
                     if since_best >= n_iter_no_change:
-                        stopped_early = True
+                        result.stopped = "early_stopping"
                         module.load_state_dict(best_state[0])
                         if verbose:
                             bar.write(
@@ -466,32 +401,22 @@ def train(
                                 f"{best_score:.5g} for {n_iter_no_change} epochs."
                             )
                         break
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
         _restore(module, optimizer, good_state)
+        terminated = isinstance(exc, Terminated)
+        result.stopped = "terminated" if terminated else "interrupted"
         warnings.warn(
-            f"Training interrupted after {len(rows)} complete epoch(s); the model "
-            "keeps the weights of the last complete epoch and is usable.",
-            RuntimeWarning,
+            f"Training {'stopped by SIGTERM' if terminated else 'interrupted'} "
+            f"after {len(rows)} complete epoch(s); the model keeps the weights of "
+            "the last complete epoch and is usable.",
+            TrainingInterrupted,
             stacklevel=3,
         )
+    except BaseException as exc:
+        _restore(module, optimizer, good_state)
+        result.stopped = "diverged" if isinstance(exc, TrainingDiverged) else "error"
+        raise
     finally:
         bar.close()
         module.eval()
-    pose_mean = pose_std = None
-    if pose_stats is not None:
-        pose_sum, pose_sq, count = pose_stats
-        mean = pose_sum / count
-        pose_mean = mean.cpu().numpy()
-        pose_std = torch.sqrt((pose_sq / count - mean**2).clamp_min(0)).cpu().numpy()
-    result = {
-        "rows": rows,
-        "interrupted": interrupted,
-        "stopped_early": stopped_early,
-        "pose_mean": pose_mean,
-        "pose_std": pose_std,
-    }
-    if diverged is not None:
-        diverged.result = result
-        raise diverged
     return result

@@ -1,34 +1,14 @@
-"""Input checks of the estimator: arrays, out-of-core array-likes, labels, metrics."""
+"""Checks of the estimator's parameters, labels and affinity metrics.
+
+The objects ``X`` are checked in :mod:`skavae._data`.
+"""
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
-import torch
-from scipy.sparse import issparse
-
-FLOAT_DTYPES = [np.float32, np.float64]
-
-
-def check_finite(X, chunk=4096):
-    """ValueError naming the first sample with NaN/inf or beyond float32."""
-    limit = np.finfo(np.float32).max
-    for start in range(0, len(X), chunk):
-        flat = X[start : start + chunk].reshape(min(chunk, len(X) - start), -1)
-        bad = ~np.isfinite(flat).all(1)
-        if bad.any():
-            raise ValueError(
-                "Input X contains NaN or infinity (first in sample "
-                f"{start + int(np.flatnonzero(bad)[0])}); AffinityVAE needs finite "
-                "values."
-            )
-        if flat.dtype == np.float64:
-            big = np.abs(flat).max(1) > limit
-            if big.any():
-                raise ValueError(
-                    f"Input X has values beyond the float32 range (±{limit:.3g}) in "
-                    f"sample {start + int(np.flatnonzero(big)[0])}; the network "
-                    "computes in float32, rescale the data."
-                )
+from sklearn.utils._param_validation import Interval
 
 
 def class_labels(y):
@@ -41,28 +21,6 @@ def class_labels(y):
             f"y mixes labels of different types ({', '.join(kinds)}); use one type, "
             "e.g. all strings."
         ) from None
-
-
-def output_dtype(X):
-    """Latents come back in the input's float dtype (float32 for integers)."""
-    return np.float64 if np.dtype(X.dtype) == np.float64 else np.float32
-
-
-def is_lazy_array(X):
-    """True for out-of-core array-likes (MRCStack, h5py, zarr, dask arrays).
-
-    They expose ``shape``, ``dtype`` and ``__getitem__`` and are read batch by
-    batch instead of being converted to one in-memory array.
-    """
-    if isinstance(X, np.memmap):  # np.load(..., mmap_mode="r") and friends
-        return True
-    return (
-        not isinstance(X, (np.ndarray, list, tuple))
-        and not torch.is_tensor(X)
-        and not issparse(X)
-        and not hasattr(X, "iloc")
-        and all(hasattr(X, a) for a in ("shape", "dtype", "__getitem__", "__len__"))
-    )
 
 
 def checked_metric(metric):
@@ -88,3 +46,17 @@ def checked_metric(metric):
         return np.clip(values, -1.0, 1.0)
 
     return checked
+
+
+class Count(Interval):
+    """An ``Interval(Integral, ...)`` constraint that refuses booleans.
+
+    ``True`` is an ``int`` to Python, but ``latent_dims=True`` is a mistake,
+    not a size of 1.
+    """
+
+    def __init__(self, left, right=None, *, closed="left"):
+        super().__init__(Integral, left, right, closed=closed)
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)

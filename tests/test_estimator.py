@@ -464,3 +464,167 @@ def test_verbose_progress_bars(capsys):
     assert "AffinityVAE" in err and "epoch" in err and "batch" in err
     AffinityVAE(**FAST, verbose=0).fit(X2D)
     assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------- numbers (#16)
+class FloatViews(LazyStack):
+    """An array-like whose slices are views of its float64 buffer."""
+
+    def __getitem__(self, idx):
+        return self.data[idx]  # a basic slice of an ndarray is a view
+
+
+def test_fit_does_not_modify_the_callers_data():
+    data = X2D.astype(np.float64) + 5.0
+    before = data.copy()
+    AffinityVAE(**FAST).fit(FloatViews(data))
+    np.testing.assert_array_equal(data, before)
+    AffinityVAE(**FAST).fit(data)
+    np.testing.assert_array_equal(data, before)
+
+
+@pytest.mark.parametrize("offset", [1e7, 1e8])
+def test_large_offsets_keep_their_precision(offset):
+    from skavae._data import standardisation
+
+    noise = np.random.RandomState(0).rand(20, 8, 8)
+    data = offset + noise
+    mean, scale = standardisation(data)
+    assert mean == pytest.approx(offset + noise.mean(), rel=1e-15)
+    assert scale == pytest.approx(noise.std(), rel=1e-9)
+    m = AffinityVAE(**FAST).fit(data)
+    Z = m.transform(data)
+    assert np.isfinite(Z).all() and np.ptp(Z, axis=0).min() > 0  # objects differ
+    # the network saw standardised objects, not one float32 number
+    batch = m._source(data).get(np.arange(4), torch.device("cpu"))
+    np.testing.assert_allclose(
+        batch.numpy().reshape(4, -1),
+        ((noise[:4] - noise.mean()) / noise.std()).reshape(4, -1),
+        atol=1e-5,
+    )
+    decoded = m.inverse_transform(Z[:2])
+    assert decoded.dtype == np.float64 and np.abs(decoded - offset).max() < 10
+
+
+def _failing_step_after(n_steps):
+    original, calls = torch.optim.Adam.step, {"n": 0}
+
+    def step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > n_steps:
+            raise RuntimeError("disk gone")
+        return original(self, *args, **kwargs)
+
+    return original, step
+
+
+def test_an_error_mid_epoch_restores_the_last_complete_epoch(monkeypatch):
+    reference = AffinityVAE(**FAST).fit(X2D)  # 2 epochs of 4 steps
+    original, step = _failing_step_after(9)  # fails in epoch 3
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    m = AffinityVAE(**{**FAST, "max_epochs": 5})
+    with pytest.raises(RuntimeError, match="disk gone"):
+        m.fit(X2D)
+    monkeypatch.setattr(torch.optim.Adam, "step", original)
+    assert m.n_iter_ == 2 and m.stopped_reason_ == "error"
+    for k, v in reference.module_.state_dict().items():
+        assert torch.equal(m.module_.state_dict()[k], v), k
+    np.testing.assert_array_equal(m.transform(X2D), reference.transform(X2D))
+
+
+def test_an_error_in_the_first_epoch_leaves_the_model_unfitted(monkeypatch):
+    from sklearn.exceptions import NotFittedError
+
+    _, step = _failing_step_after(2)
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    m = AffinityVAE(**FAST)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        m.fit(X2D)
+    with pytest.raises(NotFittedError):
+        m.transform(X2D)
+
+
+def test_stopped_reason():
+    assert AffinityVAE(**FAST).fit(X2D).stopped_reason_ is None
+    early = AffinityVAE(
+        **{**FAST, "max_epochs": 20}, learning_rate=1e-12, n_iter_no_change=2, tol=1.0
+    ).fit(X2D)
+    assert early.stopped_reason_ == "early_stopping"
+
+
+def test_sizes_of_the_fitted_network_are_used_after_set_params():
+    m = AffinityVAE(**FAST).fit(X2D)
+    Z = m.transform(X2D[:3])
+    expected = m.inverse_transform(Z)
+    m.set_params(latent_dims=5, pose_dims=0)
+    np.testing.assert_array_equal(m.inverse_transform(Z), expected)
+    assert m.sample(2, random_state=0).shape == (2, 12, 12)
+    assert m.transform(X2D[:3]).shape == (3, 3)
+    assert list(m.get_feature_names_out()) == [f"affinityvae{i}" for i in range(3)]
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 3\).*set to 5 after"):
+        m.inverse_transform(np.zeros((2, 5)))
+
+
+def test_codes_beyond_float32_are_refused():
+    m = AffinityVAE(**FAST).fit(X2D)
+    with pytest.raises(ValueError, match="Z has values beyond the float32 range"):
+        m.inverse_transform(np.full((2, 3), 1e39))
+    with pytest.raises(ValueError, match="pose has values beyond the float32"):
+        m.inverse_transform(np.zeros((2, 3)), pose=[1e39])
+
+
+@pytest.mark.parametrize(
+    "params", [{"latent_dims": True}, {"max_epochs": True}, {"n_splats": False}]
+)
+def test_booleans_are_not_integers(params):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="must be an int.*Got (True|False)"):
+        AffinityVAE(**{**FAST, **params}).fit(X2D)
+
+
+def test_sample_refuses_booleans():
+    m = AffinityVAE(**FAST).fit(X2D)
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        m.sample(True)
+
+
+# ------------------------------------------------------------ a new user (#15)
+def test_flat_rows_for_an_image_model_name_the_image_shape():
+    m = AffinityVAE(**FAST).fit(X2D)
+    with pytest.raises(ValueError, match=r"flat rows.*objects of shape \(12, 12\)"):
+        m.transform(X2D.reshape(len(X2D), -1))
+
+
+def test_unused_gamma_and_labels_warn():
+    with pytest.warns(UserWarning, match="the labels y do not shape the latent"):
+        AffinityVAE(**FAST).fit(X2D, Y2D)
+    with pytest.warns(UserWarning, match="gamma is not used"):
+        AffinityVAE(**FAST, gamma=5.0).fit(X2D)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AffinityVAE(**FAST).fit(X2D)
+        AffinityVAE(**FAST, affinity=AFF, gamma=5.0).fit(X2D, Y2D)
+
+
+def test_reconstruction_score_is_comparable_across_beta():
+    m = AffinityVAE(**FAST).fit(X2D)
+    score, recon = m.score(X2D), m.reconstruction_score(X2D)
+    m.set_params(beta=4.0)
+    assert m.score(X2D) != score  # the loss weighs KL by beta
+    assert m.reconstruction_score(X2D) == recon
+    reconstructed = m.reconstruct(X2D)
+    mse = float(np.mean((reconstructed - X2D) ** 2))
+    assert recon == pytest.approx(-mse, rel=1e-4)
+    search = GridSearchCV(
+        AffinityVAE(**FAST),
+        {"beta": [0.5, 4.0]},
+        cv=2,
+        scoring=AffinityVAE.reconstruction_score,
+    ).fit(X2D)
+    assert (search.cv_results_["mean_test_score"] < 0).all()
+
+
+def test_parameters_are_keyword_only():
+    with pytest.raises(TypeError):
+        AffinityVAE(4)

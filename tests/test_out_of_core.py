@@ -94,7 +94,14 @@ def test_partial_fit_on_memory_mapped_chunks(volumes, npy_files):
         model.partial_fit(mm[chunk], y[chunk])
         reference.partial_fit(np.array(mm[chunk]), y[chunk])
     assert model.n_iter_ == 3
-    np.testing.assert_array_equal(model.transform(mm), reference.transform(X))
+    np.testing.assert_array_equal(
+        model.history_["loss"].to_numpy(), reference.history_["loss"].to_numpy()
+    )
+    # streamed and in-memory transforms run batches of different sizes, which
+    # float32 kernels may round differently (a few ulp)
+    np.testing.assert_allclose(
+        model.transform(mm), reference.transform(X), rtol=1e-5, atol=1e-6
+    )
 
 
 # ------------------------------------------------------------ mrc folders

@@ -27,11 +27,14 @@ from skavae._cli._config import resolve, to_toml
 from skavae._persistence import save_model
 
 INTERRUPTED = 130  # exit code after Ctrl-C (128 + SIGINT), as shells use
+TERMINATED = 143  # exit code after SIGTERM (128 + 15): saved, then stopped
+_STOPPED = {"interrupted": ("interrupted", INTERRUPTED),
+            "terminated": ("stopped by SIGTERM", TERMINATED)}  # fmt: skip
 IN_MEMORY_BYTES = 2 * 2**30  # folders up to this size are read into memory
 
 
 def _check_device(device):
-    from skavae._training import resolve_device
+    from skavae._data import resolve_device
 
     try:
         return str(resolve_device(device))
@@ -52,20 +55,20 @@ def _check_output(output, overwrite):
 
 
 def _train(vae, data, y, **fit_params):
-    """Fit; return whether Ctrl-C stopped training (other warnings are shown)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    """Fit; return how training stopped (``vae.stopped_reason_``).
+
+    The warning of a stop by Ctrl-C or SIGTERM is not shown: the command says
+    what it saved instead. Other warnings are shown.
+    """
+    from skavae._training import TrainingInterrupted
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingInterrupted)
         try:
             vae.fit(data, y, **fit_params)
         except ValueError as exc:
             raise CLIError(f"training failed: {exc}") from None
-    interrupted = False
-    for w in caught:
-        if issubclass(w.category, RuntimeWarning) and "interrupted" in str(w.message):
-            interrupted = True
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return interrupted
+    return vae.stopped_reason_
 
 
 def fit(args):
@@ -162,14 +165,15 @@ def fit(args):
         random_state=s["seed"],
         verbose=0 if quiet else 1,
     )
-    interrupted = _train(vae, data, y, **fit_params)
+    stopped, code = _STOPPED.get(_train(vae, data, y, **fit_params), (None, 0))
+    interrupted = stopped is not None
     epochs = int(vae.n_iter_)
     if interrupted and epochs == 0:
         print(
-            "skavae fit: interrupted before the first epoch completed; no model saved.",
+            f"skavae fit: {stopped} before the first epoch completed; no model saved.",
             file=sys.stderr,
         )
-        return INTERRUPTED
+        return code
     save_model(vae, output)  # atomic; a skavae model file, not a pickle
     seconds = time.perf_counter() - start
     written = [output]
@@ -200,7 +204,7 @@ def fit(args):
         written.append(affinity_path)
     if interrupted:
         print(
-            f"skavae fit: training interrupted after {epochs} complete epoch(s); "
+            f"skavae fit: training {stopped} after {epochs} complete epoch(s); "
             f"the model trained so far is saved to {output}.",
             file=sys.stderr,
         )
@@ -214,4 +218,4 @@ def fit(args):
         f"Trained {epochs} epoch(s) in {seconds:.1f} s: loss {last['loss']:.4g}{val}."
     )
     print("Wrote " + ", ".join(written))
-    return INTERRUPTED if interrupted else 0
+    return code
