@@ -35,6 +35,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from sklearn.utils._param_validation import InvalidParameterError
 
 from skavae import AffinityVAE
 from skavae.affinity import (
@@ -89,6 +90,10 @@ MISSING_B = pd.DataFrame([[1.0]], index=["a"], columns=["a"])
 NAN_MATRIX = pd.DataFrame(
     [[1, np.nan], [np.nan, 1]], index=["a", "b"], columns=["a", "b"]
 )
+NOT_SQUARE = pd.DataFrame(
+    [[1.0, 0.5, 0.1], [0.5, 1.0, 0.2]], index=["a", "b"], columns=["a", "b", "c"]
+)
+MISMATCHED = pd.DataFrame([[1, 0.5], [0.5, 1]], index=["a", "b"], columns=["a", "c"])
 METRICS = {"mean-difference": MeanDifference(), "fsc": FSCAffinity(), "soap": None}
 METRICS["soap"] = SOAPAffinity(n_max=2, l_max=2)
 
@@ -353,6 +358,56 @@ case("fit-lazy-folder-with-nan", raises("NaN"))(
 )
 
 
+# the hyper-parameters, checked by scikit-learn's machinery (named in the error)
+for param, value in {
+    "beta": -1.0,
+    "gamma": -0.5,
+    "latent_dims": 0,
+    "pose_dims": -1,
+    "batch_size": 1,
+    "learning_rate": 0.0,
+    "validation_fraction": 1.0,
+    "affinity": "fsc",
+    "max_epochs": 0,
+}.items():
+    case(f"fit-{param}-invalid", raises(f"'{param}' parameter", InvalidParameterError))(
+        lambda c, param=param, value=value: fit(X, **{param: value})
+    )
+for param in ("latent_dims", "max_epochs", "n_splats", "checkpoint_every"):
+    case(
+        f"fit-{param}-bool",
+        raises(f"'{param}' parameter.*an int", InvalidParameterError),
+    )(lambda c, param=param: fit(X, **{param: True}))
+case("fit-filters-empty", raises("filters must be a non-empty sequence"))(
+    lambda c: fit(X, filters=())
+)
+case("fit-filters-zero", raises("filters must be a non-empty sequence"))(
+    lambda c: fit(X, filters=(4, 0))
+)
+case("fit-input-shape-4d", raises("input_shape must be a tuple of 1 to 3"))(
+    lambda c: fit(X.reshape(20, -1), input_shape=(2, 2, 2, 8))
+)
+case("fit-input-shape-bool", raises("input_shape must be a tuple of 1 to 3"))(
+    lambda c: fit(X.reshape(20, -1), input_shape=(True, 64))
+)
+case("fit-affinity-not-square", raises("not square"))(
+    lambda c: fit(X, Y, affinity=NOT_SQUARE)
+)
+case("fit-affinity-labels-mismatch", raises("same labels"))(
+    lambda c: fit(X, Y, affinity=MISMATCHED)
+)
+case("fit-class-metric-out-of-range", raises(r"\[-1, 1\]"))(
+    lambda c: fit(
+        X,
+        Y,
+        affinity=lambda A, B=None: np.full((len(A), len(A if B is None else B)), 3.0),
+    )
+)
+case("fit-lambda-schedule-with-checkpoints", raises("beta_schedule is a lambda"))(
+    lambda c: fit(X, beta_schedule=lambda e: 1.0, checkpoint_dir=c.out / "ckpt")
+)
+
+
 # ======================================== AffinityVAE fitted: other methods
 case("transform-nan", raises("NaN"))(lambda c: c.model.transform(with_value(X, np.nan)))
 case("transform-empty", raises("0 sample"))(
@@ -416,6 +471,35 @@ case("sample-zero", raises("positive integer"))(lambda c: c.model.sample(0))
 case("sample-float", raises("positive integer"))(lambda c: c.model.sample(2.5))
 case("partial-fit-other-shape", raises("fitted on objects of shape"))(
     lambda c: AffinityVAE(**FAST).partial_fit(X).partial_fit(RNG.rand(4, 9, 9))
+)
+case("transform-signals-other-length", raises("expecting 8 features"))(
+    lambda c: fit(RNG.rand(20, 8)).transform(RNG.rand(3, 5))
+)
+case("transform-flat-rows-of-images", raises(r"flat rows.*shape \(8, 8\)"))(
+    lambda c: c.model.transform(X.reshape(20, -1))
+)
+case("inverse-beyond-float32", raises("beyond the float32 range"))(
+    lambda c: c.model.inverse_transform(np.full((2, 2), 1e39))
+)
+case("inverse-pose-beyond-float32", raises("pose has values beyond the float32"))(
+    lambda c: c.model.inverse_transform(np.zeros((2, 2)), pose=[1e39])
+)
+case("inverse-pose-without-pose-channel", raises("no pose channel"))(
+    lambda c: fit(X, pose_dims=0).inverse_transform(np.zeros((1, 2)), pose=[1.0])
+)
+case("inverse-after-set-params", raises(r"shape \(n_samples, 2\).*set to 5 after"))(
+    lambda c: fit(X).set_params(latent_dims=5).inverse_transform(np.zeros((2, 5)))
+)
+case("sample-after-set-params", ok(lambda S, c: S.shape == (2, 8, 8) or pytest.fail()))(
+    lambda c: fit(X).set_params(latent_dims=5, pose_dims=0).sample(2)
+)
+case("sample-bool", raises("positive integer"))(lambda c: c.model.sample(True))
+case("partial-fit-label-not-in-frame", raises(r"\['z'\] are not in the affinity"))(
+    lambda c: (
+        AffinityVAE(**FAST, affinity=GOOD)
+        .partial_fit(X, Y)
+        .partial_fit(X[:4], ["a", "z", "a", "b"])
+    )
 )
 case("partial-fit-unknown-label", raises(r"\['c'\] are not in the affinity"))(
     lambda c: (
