@@ -12,6 +12,11 @@ Classification
     fractions), :class:`ClusterMeanClassifier` (±2σ boxes, "unknown" outside),
     :func:`latent_map_report` (per-class summary),
     :func:`seen_unseen_confusion` (seen and unseen rows, predicted columns).
+Open-set classification and discovery
+    :class:`ConformalOpenSetClassifier` (seen class or "unknown" at a chosen
+    error rate on seen classes, split-conformal p-values and prediction sets),
+    :func:`discover_clusters` (HDBSCAN clusters of the unknowns, each with its
+    size and nearest seen classes).
 Geometry
     :func:`proximity_matrix` (class-centre distances, 0-100),
     :func:`separation_score` (inter-centre distance over cluster spread).
@@ -24,16 +29,20 @@ from skavae._evaluation._classifiers import (
     hard_knn_predict,
     soft_knn_proba,
 )
+from skavae._evaluation._discovery import discover_clusters
 from skavae._evaluation._metrics import (
     pose_angle_fit,
     proximity_matrix,
     seen_unseen_confusion,
     separation_score,
 )
+from skavae._evaluation._openset import ConformalOpenSetClassifier
 from skavae._evaluation._report import latent_map_report
 
 __all__ = [
     "ClusterMeanClassifier",
+    "ConformalOpenSetClassifier",
+    "discover_clusters",
     "hard_knn_predict",
     "latent_map_report",
     "pose_angle_fit",
