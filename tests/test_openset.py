@@ -306,6 +306,8 @@ def test_discovery_of_a_single_new_class_and_of_too_few_unknowns():
     clusters, labels = discover_clusters(Z_new[:5], Z, y, return_labels=True)
     assert len(clusters) == 0 and labels.tolist() == [-1] * 5
     assert clusters.attrs["n_noise"] == 5
+    clusters, labels = discover_clusters(np.empty((0, 4)), Z, y, return_labels=True)
+    assert len(clusters) == 0 and len(labels) == 0  # nothing called unknown
 
 
 def test_discovery_bad_input():

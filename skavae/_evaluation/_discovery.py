@@ -141,7 +141,9 @@ def discover_clusters(
     0          30       0         a         b
     1          20       0         b         a
     """
-    Z = check_array(Z_unknown, dtype=np.float64, input_name="Z_unknown")
+    Z = check_array(
+        Z_unknown, dtype=np.float64, ensure_min_samples=0, input_name="Z_unknown"
+    )
     Z_seen = check_array(Z_seen, dtype=np.float64, input_name="Z_seen")
     y_seen = check_labels(y_seen, len(Z_seen), name="y_seen")
     if Z_seen.shape[1] != Z.shape[1]:
