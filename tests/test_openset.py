@@ -156,7 +156,13 @@ def test_after_an_affinity_vae_in_a_pipeline():
     X[40:, 4:12, 4:12] += 1.0
     y = np.repeat(["a", "b"], 40)
     pipe = make_pipeline(
-        AffinityVAE(latent_dims=4, max_epochs=2, filters=(8, 16), random_state=0),
+        AffinityVAE(
+            latent_dims=4,
+            affinity=pd.DataFrame([[1, 0.2], [0.2, 1]], ["a", "b"], ["a", "b"]),
+            max_epochs=2,
+            filters=(8, 16),
+            random_state=0,
+        ),
         ConformalOpenSetClassifier(alpha=0.2, random_state=0),
     )
     pred = pipe.fit(X, y).predict(X)
