@@ -12,6 +12,8 @@ ORDER = [
     "plot_proteins.py",
     "plot_grid_search.py",
     "plot_mrc_folders.py",
+    "plot_realistic_subtomograms.py",
+    "plot_discovery.py",
     # UMAP last: see the comment in conf.py.
     "plot_alphanumeric_latent_map.py",
 ]
