@@ -48,6 +48,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from skavae import AffinityVAE
 from skavae.affinity import FSCAffinity, class_affinity_matrix
 from skavae.datasets import PROTEIN_IDS, make_proteins
+from skavae.evaluation import rotation_averaged_transform
 from skavae.preprocessing import BandPassFilter
 
 SIZE, VOXEL, N_TRAIN, N_TEST = 32, 5.0, 2400, 600
@@ -90,19 +91,8 @@ def data(snr, wedge, ctf, seed, n, structures):
 
 
 def averaged(model, X):
-    """Latent means averaged over the four 180-degree rotations of D2.
-
-    Test-time augmentation with the training augmentation's group: the
-    rotations keep a symmetric missing wedge in place.
-    """
-    flips = [None, (2, 3), (1, 3), (1, 2)]  # identity, about axes 0, 1, 2
-    return np.mean(
-        [
-            model.transform(X if f is None else np.ascontiguousarray(np.flip(X, f)))
-            for f in flips
-        ],
-        axis=0,
-    )
+    """Latents averaged over the four 180-degree rotations of D2 (TTA)."""
+    return rotation_averaged_transform(model, X)
 
 
 def knn(Ztr, ytr, Zte, yte):

@@ -38,6 +38,7 @@ from skavae._evaluation._metrics import (
 )
 from skavae._evaluation._openset import ConformalOpenSetClassifier
 from skavae._evaluation._report import latent_map_report
+from skavae._evaluation._tta import rotation_averaged_transform
 
 __all__ = [
     "ClusterMeanClassifier",
@@ -47,6 +48,7 @@ __all__ = [
     "latent_map_report",
     "pose_angle_fit",
     "proximity_matrix",
+    "rotation_averaged_transform",
     "seen_unseen_confusion",
     "separation_score",
     "soft_knn_proba",

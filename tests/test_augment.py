@@ -47,3 +47,26 @@ def test_2d_group_and_estimator_option():
     c = AffinityVAE(max_epochs=2, random_state=0).fit(X)
     np.testing.assert_array_equal(a.transform(X), b.transform(X))  # seeded
     assert not np.array_equal(a.transform(X), c.transform(X))
+
+
+def test_rotation_averaged_transform_matches_the_benchmarks_flips():
+    from skavae.evaluation import rotation_averaged_transform
+
+    X = make_tetraminos(n_samples=20, size=16, random_state=0)[0]
+    model = AffinityVAE(max_epochs=1, augment=True, random_state=0).fit(X)
+    flips = [None, (2, 3), (1, 3), (1, 2)]  # identity, 180 deg about axes 0, 1, 2
+    expected = np.mean(
+        [
+            model.transform(X if f is None else np.ascontiguousarray(np.flip(X, f)))
+            for f in flips
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(rotation_averaged_transform(model, X), expected)
+    # an asymmetric wedge: identity and the rotation about the tilt axis only
+    asym = rotation_averaged_transform(model, X, missing_wedge=(-40, 60))
+    np.testing.assert_allclose(
+        asym, (model.transform(X) + model.transform(np.flip(X, (1, 3)).copy())) / 2
+    )
+    with pytest.raises(ValueError, match="stack"):
+        rotation_averaged_transform(model, X.reshape(20, -1))
