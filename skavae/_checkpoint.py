@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from skavae._persistence import atomic_path
+from skavae._files import atomic_path
 from skavae._validation import checked_metric
 
 FORMAT = 2

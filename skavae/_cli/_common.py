@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from skavae._persistence import atomic_path
+from skavae._files import atomic_path
 
 METRICS = ("fsc", "soap", "mean-difference")
 

@@ -163,7 +163,7 @@ def write_star_results(
 def simulate_tomogram(args):
     """Write tomograms with molecules in random poses and their ground truth."""
     from skavae._cli._simulate import _classes
-    from skavae._persistence import atomic_path
+    from skavae._files import atomic_path
     from skavae.affinity import FSCAffinity, class_affinity_matrix, write_affinity_csv
     from skavae.datasets import CTF, make_tomogram, save_mrc_folder
     from skavae.io import write_particles

@@ -28,7 +28,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 
-from skavae._persistence import atomic_path
+from skavae._files import atomic_path
 
 __all__ = ["MRCStack", "load_mrc_folder", "save_mrc_folder"]
 

@@ -34,7 +34,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 
-from skavae._persistence import atomic_path
+from skavae._files import atomic_path
 from skavae.io._particles import (
     _check_binning,
     _check_pixel_size,

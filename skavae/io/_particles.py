@@ -53,7 +53,7 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 
-from skavae._persistence import atomic_path
+from skavae._files import atomic_path
 from skavae.io._euler import dynamo_to_relion
 
 __all__ = ["read_particles", "write_particles"]
