@@ -35,6 +35,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval
 
+from skavae._wedge import frequency_grids
+
 __all__ = ["CTF", "ctf_1d", "electron_wavelength", "radial_frequency"]
 
 
@@ -102,8 +104,7 @@ def ctf_1d(
 
 def radial_frequency(shape, voxel_size):
     """``|k|`` in 1/Å of every coefficient of an rfftn half spectrum."""
-    axes = [np.fft.fftfreq(n) for n in shape[:-1]] + [np.fft.rfftfreq(shape[-1])]
-    grids = np.meshgrid(*axes, indexing="ij")
+    grids = frequency_grids(shape)
     return np.sqrt(sum(g * g for g in grids)) / float(voxel_size)
 
 

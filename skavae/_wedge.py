@@ -36,7 +36,13 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval
 
-__all__ = ["MissingWedge", "check_tilt_ranges", "elevation_angles", "wedge_mask"]
+__all__ = [
+    "MissingWedge",
+    "check_tilt_ranges",
+    "elevation_angles",
+    "frequency_grids",
+    "wedge_mask",
+]
 
 
 def _check_range(tilt_range, name="tilt_range"):
@@ -84,7 +90,7 @@ def check_tilt_ranges(tilt_ranges, n_samples, name="tilt_ranges"):
     return np.ascontiguousarray(arr)
 
 
-def _frequency_grids(shape):
+def frequency_grids(shape):
     """Frequencies (cycles per voxel) of the rfftn half spectrum, one per axis."""
     axes = [np.fft.fftfreq(n) for n in shape[:-1]] + [np.fft.rfftfreq(shape[-1])]
     return np.meshgrid(*axes, indexing="ij")
@@ -96,7 +102,7 @@ def elevation_angles(shape, tilt_axis=1):
     Coefficients on the tilt axis itself (``k_z = k_p = 0``) get NaN: they are
     measured at every tilt.
     """
-    grids = _frequency_grids(shape)
+    grids = frequency_grids(shape)
     kz = grids[0]
     kp = grids[3 - tilt_axis]  # the in-plane axis that is not the tilt axis
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -143,7 +149,7 @@ def wedge_mask(shape, tilt_range=(-60.0, 60.0), *, tilt_axis=1, tilt_step=None):
     if tilt_step is None:
         alpha = elevation_angles(shape, tilt_axis)
         return np.isnan(alpha) | ((alpha >= lo - 1e-9) & (alpha <= hi + 1e-9))
-    grids = _frequency_grids(shape)
+    grids = frequency_grids(shape)
     kz = grids[0] * shape[0]  # Fourier voxel units
     kp = grids[3 - tilt_axis] * shape[3 - tilt_axis]
     tilts = np.radians(np.arange(lo, hi + 1e-9, float(tilt_step)))
@@ -151,14 +157,6 @@ def wedge_mask(shape, tilt_range=(-60.0, 60.0), *, tilt_axis=1, tilt_step=None):
     for theta in tilts:  # tens of tilts, each a vectorised pass over the spectrum
         mask |= np.abs(kz * np.cos(theta) - kp * np.sin(theta)) <= 0.5
     return mask
-
-
-def hermitian_weights(shape):
-    """Weight of each rfftn coefficient in a full-spectrum sum (1 or 2)."""
-    n_last = shape[-1]
-    last = np.arange(n_last // 2 + 1)
-    h = np.where((last == 0) | (2 * last == n_last), 1.0, 2.0)
-    return np.broadcast_to(h, (*shape[:-1], n_last // 2 + 1))
 
 
 class MissingWedge(BaseEstimator):

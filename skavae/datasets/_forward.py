@@ -30,8 +30,6 @@ noise alone - convenient for tests, unrealistic for benchmarks.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
-
 import numpy as np
 import pandas as pd
 import scipy.fft
@@ -41,7 +39,7 @@ from sklearn.utils import check_random_state
 
 from skavae._ctf import CTF
 from skavae._wedge import as_missing_wedge, check_tilt_ranges
-from skavae.datasets._validation import check_real
+from skavae.datasets._validation import check_positive_int, check_real
 
 __all__ = ["simulate_subtomograms"]
 
@@ -88,18 +86,6 @@ def resample(volumes, rotations, shifts):
         X[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )
     return out[:, 0].numpy()
-
-
-def _check_snr(snr):
-    if snr is None:
-        return None
-    if isinstance(snr, bool) or not isinstance(snr, Real) or not np.isfinite(snr):
-        raise ValueError(f"snr must be a positive number or None; got {snr!r}.")
-    if snr <= 0:
-        raise ValueError(
-            f"snr must be > 0 (signal variance / noise variance); got {snr!r}."
-        )
-    return float(snr)
 
 
 def _check_ctf(ctf, voxel_size):
@@ -233,8 +219,7 @@ def simulate_subtomograms(
     if not isinstance(rotate, (bool, np.bool_)):
         raise ValueError(f"rotate must be True or False; got {rotate!r}.")
     max_shift = check_real(max_shift, "max_shift", low=0.0, high=min(shape) / 2)
-    if isinstance(crowding, bool) or not isinstance(crowding, Integral) or crowding < 0:
-        raise ValueError(f"crowding must be an integer >= 0; got {crowding!r}.")
+    crowding = check_positive_int(crowding, "crowding", minimum=0)
     if crowding and n < 2:
         raise ValueError("crowding needs at least 2 objects in X (neighbours).")
     if (rotate or crowding) and len(set(shape)) != 1:
@@ -250,7 +235,8 @@ def simulate_subtomograms(
             f"missing_wedge applies to 3D volumes; X holds {ndim}D images of shape "
             f"{shape}, where a tilt wedge has no meaning."
         )
-    snr = _check_snr(snr)
+    if snr is not None:
+        snr = check_real(snr, "snr", low=0.0, low_inclusive=False)
     if snr_mode not in ("stack", "particle"):
         raise ValueError(f"snr_mode must be 'stack' or 'particle'; got {snr_mode!r}.")
     if noise not in ("white", "wedge"):
@@ -384,24 +370,6 @@ def apply_generator_options(X, info, rng, *, voxel_size=None, **options):
         for column in extra.columns:
             info[column] = extra[column].to_numpy()
     return X, info
-
-
-#: Docstring entries of the generators' forward-model options.
-GENERATOR_OPTIONS_DOC = """
-    crowding : int, default=0
-        Neighbouring molecules entering each box (see
-        :func:`simulate_subtomograms`).
-    ctf : None, bool or CTF, default=None
-        Contrast transfer function (``True``: 300 kV, Cs 2.7 mm, amplitude
-        contrast 0.07, 2-5 µm underfocus per particle, phase-flipped).
-    missing_wedge : None, (float, float) or MissingWedge, default=None
-        Tilt range in degrees, e.g. ``(-60, 60)`` (beam along axis 0, tilt
-        axis along axis 1), or a :class:`MissingWedge`.
-    snr : float, default=None
-        Signal-to-noise ratio per sample: variance of the noise-free box over
-        the variance of the added Gaussian noise. None adds no noise.
-    noise : {"white", "wedge"}, default="white"
-        White noise, or noise confined to the measured wedge."""
 
 
 def _chunked(fn, n, shape):

@@ -389,8 +389,10 @@ def make_proteins(
         Tilt range in degrees, e.g. ``(-60, 60)`` (beam along axis 0, tilt
         axis along axis 1), or a :class:`MissingWedge`.
     snr : float, default=None
-        Signal-to-noise ratio per sample: variance of the noise-free box over
-        the variance of the added Gaussian noise. None adds no noise.
+        Signal-to-noise ratio: variance of the noise-free box over the variance
+        of the added Gaussian noise, one noise level for the whole stack (its
+        mean SNR is ``snr``; see :func:`simulate_subtomograms`). None adds no
+        noise.
     noise : {"white", "wedge"}, default="white"
         White noise, or noise confined to the measured wedge.
     test_size : float, default=None

@@ -10,6 +10,8 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skavae._ctf import radial_frequency
+
 __all__ = ["BandPassFilter"]
 
 _CHUNK_VOXELS = 2**23
@@ -21,9 +23,7 @@ def bandpass_weights(shape, voxel_size, lowpass, highpass, edge):
     Frequencies up to ``1 / lowpass`` (and above ``1 / highpass``) pass with
     weight 1; the weight falls to 0 over ``edge`` Fourier voxels (cosine).
     """
-    axes = [np.fft.fftfreq(n) for n in shape[:-1]] + [np.fft.rfftfreq(shape[-1])]
-    grids = np.meshgrid(*axes, indexing="ij")
-    f = np.sqrt(sum(g * g for g in grids)) / float(voxel_size)  # 1/Å
+    f = radial_frequency(shape, voxel_size)  # 1/Å
     width = float(edge) / (min(shape) * float(voxel_size))  # 1/Å
     w = np.ones_like(f)
     if lowpass is not None:
