@@ -22,13 +22,18 @@ Group used per spatial rank (a rotation is drawn uniformly per sample):
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-__all__ = ["rotation_group", "augment_batch"]
+__all__ = ["apply_rotation", "augment_batch", "rotation_group"]
 
 
 def rotation_group(spatial_shape, wedge=None):
-    """The rotations as lists of (kind, dims) operations on a (B, C, ...) batch."""
+    """The rotations as lists of (kind, dims) operations on a (B, C, ...) batch.
+
+    ``dims`` count the batch and channel axes (spatial axes start at 2);
+    :func:`apply_rotation` applies an element to a batch or to a plain stack.
+    """
     ndim = len(spatial_shape)
     if ndim == 3:
         flips = {0: (3, 4), 1: (2, 4), 2: (2, 3)}  # 180° about axis a flips the others
@@ -55,11 +60,23 @@ def augment_batch(x, group, generator):
         sel = torch.nonzero(codes == code).flatten().to(x.device)
         if len(sel) == 0:
             continue
-        part = x.index_select(0, sel)
-        for kind, arg in group[code]:
-            if kind == "flip":
-                part = part.flip(arg)
-            else:
-                part = torch.rot90(part, arg, dims=(2, 3))
-        out.index_copy_(0, sel, part)
+        out.index_copy_(0, sel, apply_rotation(x.index_select(0, sel), group[code]))
     return out
+
+
+def apply_rotation(x, ops, first_spatial=2):
+    """One element of :func:`rotation_group` applied to ``x``.
+
+    ``x`` is a torch batch (B, C, ...) (``first_spatial=2``) or a numpy stack
+    (n, ...) (``first_spatial=1``, the result made contiguous).
+    """
+    shift = first_spatial - 2
+    is_numpy = isinstance(x, np.ndarray)
+    for kind, arg in ops:
+        if kind == "flip":
+            axes = tuple(d + shift for d in arg)
+            x = np.flip(x, axes) if is_numpy else x.flip(axes)
+        else:
+            axes = (first_spatial, first_spatial + 1)
+            x = np.rot90(x, arg, axes=axes) if is_numpy else torch.rot90(x, arg, axes)
+    return np.ascontiguousarray(x) if is_numpy else x

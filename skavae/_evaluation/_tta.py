@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from skavae._augment import rotation_group
+from skavae._augment import apply_rotation, rotation_group
 from skavae._evaluation._latents import _check_model
 from skavae._wedge import as_missing_wedge
 
 __all__ = ["rotation_averaged_transform"]
-
-
-def _rotate(X, ops):
-    """Apply one group element (see :mod:`skavae._augment`) to a stack (n, ...)."""
-    for kind, arg in ops:
-        if kind == "flip":  # dims of a (B, C, ...) batch -> axes of (n, ...)
-            X = np.flip(X, tuple(d - 1 for d in arg))
-        else:
-            X = np.rot90(X, arg, axes=(1, 2))
-    return np.ascontiguousarray(X)
 
 
 def rotation_averaged_transform(model, X, *, missing_wedge=None):
@@ -67,4 +57,7 @@ def rotation_averaged_transform(model, X, *, missing_wedge=None):
         missing_wedge = getattr(model, "missing_wedge", None)
     wedge = as_missing_wedge(missing_wedge) if X.ndim == 4 else None
     group = rotation_group(X.shape[1:], wedge)
-    return np.mean([model.transform(_rotate(X, ops)) for ops in group], axis=0)
+    return np.mean(
+        [model.transform(apply_rotation(X, ops, first_spatial=1)) for ops in group],
+        axis=0,
+    )
