@@ -56,6 +56,19 @@ def _as_objects(X, name="X"):
     return X
 
 
+def _as_pair(X, Y):
+    """``(X, Y, Y_is_X)`` as object stacks of one shape (``Y=None`` means X)."""
+    X = _as_objects(X, "X")
+    Y_is_X = Y is None
+    Y = X if Y_is_X else _as_objects(Y, "Y")
+    if X.shape[1:] != Y.shape[1:]:
+        raise ValueError(
+            f"X and Y must hold objects of the same shape; got {X.shape[1:]} "
+            f"and {Y.shape[1:]}."
+        )
+    return X, Y, Y_is_X
+
+
 class Affinity(BaseEstimator, metaclass=ABCMeta):
     """Base class of affinity (similarity) metrics.
 
@@ -126,14 +139,7 @@ class Affinity(BaseEstimator, metaclass=ABCMeta):
             objects of an unsupported rank, or ``X`` and ``Y`` hold objects of
             different shapes.
         """
-        X = _as_objects(X, "X")
-        Y_is_X = Y is None
-        Y = X if Y_is_X else _as_objects(Y, "Y")
-        if X.shape[1:] != Y.shape[1:]:
-            raise ValueError(
-                f"X and Y must hold objects of the same shape; got {X.shape[1:]} "
-                f"and {Y.shape[1:]}."
-            )
+        X, Y, Y_is_X = _as_pair(X, Y)
         if (
             self._supported_ndims is not None
             and X.ndim - 1 not in self._supported_ndims

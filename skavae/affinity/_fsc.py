@@ -34,7 +34,7 @@ import numpy as np
 import scipy.fft
 
 from skavae._wedge import MissingWedge, as_missing_wedge, check_tilt_ranges
-from skavae.affinity._base import Affinity, _as_objects
+from skavae.affinity._base import Affinity, _as_pair
 
 __all__ = ["FSCAffinity"]
 
@@ -372,14 +372,7 @@ class FSCAffinity(Affinity):
     # ------------------------------------------------------- per-object wedges
     def _compensated(self, X, Y, tilt_ranges, tilt_ranges_y):
         """Constrained correlation with a wedge per object (one pass per shell)."""
-        X = _as_objects(X, "X")
-        Y_is_X = Y is None
-        Y = X if Y_is_X else _as_objects(Y, "Y")
-        if X.shape[1:] != Y.shape[1:]:
-            raise ValueError(
-                f"X and Y must hold objects of the same shape; got {X.shape[1:]} "
-                f"and {Y.shape[1:]}."
-            )
+        X, Y, Y_is_X = _as_pair(X, Y)
         shape = X.shape[1:]
         if len(shape) != 3:
             raise ValueError(
