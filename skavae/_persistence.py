@@ -106,7 +106,6 @@ class ModelFileError(ValueError):
     """A file that is not a readable skavae model file (the message names it)."""
 
 
-# ----------------------------------------------------------------- atomic files
 # -------------------------------------------------------------- allowed classes
 def _estimator_classes():
     from skavae import AffinityVAE
