@@ -18,8 +18,9 @@ samples and the standardisation, and hashes of the content - a fixed sample
 of the objects, all labels, the measured-coefficient masks and the affinity
 (a DataFrame's values; a metric's parameters, or for a plain callable its
 values on the sampled objects). A checkpoint whose fingerprint differs from
-the current run's is never resumed: a warning names what differs, training
-starts afresh and the checkpoints are replaced.
+the current run's is never resumed nor overwritten: the fit is refused with a
+``ValueError`` naming the folder and what differs, before any training (use
+another folder, or delete this one to start afresh).
 """
 
 from __future__ import annotations
@@ -109,8 +110,7 @@ def load_checkpoint(folder, fingerprint):
     """The newest readable checkpoint of ``folder`` matching ``fingerprint``.
 
     A corrupted or truncated file is reported with a warning naming it, and the
-    previous checkpoint is tried; a checkpoint of another run is reported with
-    a warning naming what differs.
+    previous checkpoint is tried.
 
     Parameters
     ----------
@@ -123,6 +123,12 @@ def load_checkpoint(folder, fingerprint):
     -------
     payload : dict or None
         The checkpoint's content, or None when there is none to resume from.
+
+    Raises
+    ------
+    ValueError
+        If the newest readable checkpoint belongs to another run (its message
+        names the folder and what differs).
     """
     folder = os.fspath(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
@@ -150,14 +156,12 @@ def load_checkpoint(folder, fingerprint):
                 if not _same(stored.get(k), fingerprint.get(k))
             )
         if differ:
-            warnings.warn(
-                f"Checkpoint {path} belongs to another run (differs in "
-                f"{', '.join(differ)}); training starts afresh and its checkpoints "
-                "will be replaced.",
-                RuntimeWarning,
-                stacklevel=3,
+            raise ValueError(
+                f"checkpoint_dir {folder!r} holds checkpoints of another run "
+                f"({os.path.basename(path)} differs in {', '.join(differ)}); "
+                "refusing to resume from or overwrite them. Use another "
+                "checkpoint_dir, or delete this one to start afresh."
             )
-            return None
         return payload
     return None
 
@@ -349,8 +353,9 @@ class Checkpointer:
     def resume(self):
         """The newest checkpoint of this run as a :class:`Resume`, or None.
 
-        Checkpoints of another run are deleted (after a warning naming what
-        differs); corrupted files are skipped with a warning.
+        Checkpoints of another run are refused with a ``ValueError`` naming
+        the folder and what differs; corrupted files are skipped with a
+        warning.
         """
         payload = load_checkpoint(self.folder, self.fingerprint)
         if payload is None:

@@ -178,8 +178,9 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         resumes from the newest readable checkpoint of the same run (same
         hyper-parameters, data, labels and affinity, compared by content), so
         after a crash the final model equals an uninterrupted run's on the CPU.
-        Checkpoints of another run are replaced, with a warning naming what
-        differs; a corrupted file is reported and the previous one used. A
+        Checkpoints of another run are refused (a ``ValueError`` naming the
+        folder and what differs: use another folder or delete it); a
+        corrupted file is reported and the previous one used. A
         lambda schedule cannot be identified and is refused with checkpoints.
         Not used by ``partial_fit``. Early-stopping patience restarts on
         resume.

@@ -49,13 +49,24 @@ def test_refit_with_finished_checkpoint_resumes_instantly(tmp_path):
     assert c.n_iter_ == 8  # continues from epoch 6
 
 
-def test_checkpoint_of_another_run_is_replaced(tmp_path):
+def test_checkpoint_of_another_run_is_refused(tmp_path):
     AffinityVAE(**PARAMS, checkpoint_dir=tmp_path).fit(X)
-    with pytest.warns(RuntimeWarning, match="belongs to another run.*beta"):
-        m = AffinityVAE(**PARAMS, beta=3.0, checkpoint_dir=tmp_path).fit(X)
-    assert m.n_iter_ == 6
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    model = AffinityVAE(**PARAMS, beta=3.0, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError) as info:
+        model.fit(X)
+    message = str(info.value)
+    assert f"checkpoint_dir {str(tmp_path)!r}" in message
+    assert "differs in beta)" in message
+    assert "Use another checkpoint_dir, or delete this one" in message
+    assert not hasattr(model, "module_")  # refused before training
+    # the other run's checkpoints are left as they were
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     payload = torch.load(tmp_path / "checkpoint-000006.pt", weights_only=True)
-    assert payload["fingerprint"]["beta"] == 3.0
+    assert payload["fingerprint"]["beta"] == 1.0
+    # another folder works
+    other = AffinityVAE(**PARAMS, beta=3.0, checkpoint_dir=tmp_path / "b").fit(X)
+    assert other.n_iter_ == 6
 
 
 def test_corrupted_checkpoint_falls_back_to_previous(tmp_path):
@@ -174,10 +185,8 @@ def test_resume_with_other_labels_or_data_is_refused(tmp_path, second, differ):
     # same n, mean and std: only the content tells the runs apart
     assert np.isclose(second[0].mean(), X.mean())
     assert np.isclose(second[0].std(), X.std())
-    with pytest.warns(RuntimeWarning, match=f"belongs to another run.*{differ}"):
-        m = _fit_twice(tmp_path, first, second, affinity=CLASSES)
-    fresh = AffinityVAE(**{**PARAMS, "max_epochs": 2}, affinity=CLASSES)
-    np.testing.assert_array_equal(m.transform(X), fresh.fit(*second).transform(X))
+    with pytest.raises(ValueError, match=f"another run .*differs in [^)]*{differ}"):
+        _fit_twice(tmp_path, first, second, affinity=CLASSES)
 
 
 def test_resume_with_another_lambda_affinity_is_refused(tmp_path):
@@ -188,10 +197,13 @@ def test_resume_with_another_lambda_affinity_is_refused(tmp_path):
         return np.full((len(A), len(A if B is None else B)), -0.5)
 
     AffinityVAE(**PARAMS, affinity=near, checkpoint_dir=tmp_path).fit(X)
-    with pytest.warns(RuntimeWarning, match="belongs to another run.*affinity"):
-        m = AffinityVAE(**PARAMS, affinity=far, checkpoint_dir=tmp_path).fit(X)
-    reference = AffinityVAE(**PARAMS, affinity=far).fit(X)
-    np.testing.assert_array_equal(m.transform(X), reference.transform(X))
+    with pytest.raises(ValueError, match=r"another run .*differs in affinity\)"):
+        AffinityVAE(**PARAMS, affinity=far, checkpoint_dir=tmp_path).fit(X)
+    # the same affinity resumes
+    again = AffinityVAE(**PARAMS, affinity=near, checkpoint_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert again.fit(X).n_iter_ == 6
 
 
 def test_array_schedule_and_filters_round_trip(tmp_path):
