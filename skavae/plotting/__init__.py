@@ -39,8 +39,3 @@ __all__ = [
     "plot_reconstructions",
     "plot_traversals",
 ]
-
-# Run the examples of the re-exported functions with
-# ``pytest --doctest-modules skavae/plotting.py`` (doctest only collects objects
-# defined in a module, plus those listed in ``__test__``).
-__test__ = {name: globals()[name] for name in __all__}

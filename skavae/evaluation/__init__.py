@@ -53,8 +53,3 @@ __all__ = [
     "separation_score",
     "soft_knn_proba",
 ]
-
-# Run the examples of the re-exported objects with
-# ``pytest --doctest-modules skavae/evaluation.py`` (doctest only collects objects
-# defined in a module, plus those listed in ``__test__``).
-__test__ = {name: globals()[name] for name in __all__}
