@@ -18,6 +18,19 @@ import argparse
 import sys
 
 import skavae
+from skavae._cli import _affinity
+from skavae._cli._args import (
+    add_cutting_options,
+    add_follow_symlinks,
+    add_particle_options,
+    fraction,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    seed,
+    setting,
+    shape,
+)
 
 _EXAMPLES = {
     "demo": """examples:
@@ -92,136 +105,6 @@ rlnTomoName by file name).""",
 }
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
-    return value
-
-
-def _fraction(text):
-    value = _positive_float(text)
-    if not value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 1]")
-    return value
-
-
-def _shape(text):
-    parts = [v.strip() for v in text.split(",")]
-    try:
-        values = [int(v) for v in parts]
-    except ValueError:
-        values = []
-    if len(values) != 3 or min(values) < 8:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not NZ,NY,NX (three integers >= 8)"
-        )
-    return tuple(values)
-
-
-def _setting(name):
-    """argparse type checking one ``skavae fit`` setting."""
-    from skavae._cli._config import SETTINGS
-
-    def check(text):
-        try:
-            return SETTINGS[name][0](text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    check.__name__ = name
-    return check
-
-
-def _add_follow_symlinks(parser):
-    parser.add_argument(
-        "--follow-symlinks",
-        action="store_true",
-        help="read .mrc files through symbolic links that lead outside DATA_DIR "
-        "(refused by default)",
-    )
-
-
-def _add_particle_options(parser, *, box_default):
-    g = parser.add_argument_group("particle lists")
-    g.add_argument(
-        "--particles",
-        metavar="LIST",
-        help="particle list: RELION/Warp .star, Dynamo .tbl or CSV/TSV (x, y, z)",
-    )
-    g.add_argument(
-        "--tomograms",
-        metavar="PATH",
-        help="tomogram .mrc/.rec, or a folder of them (matched by rlnTomoName)",
-    )
-    _add_cutting_options(g, box_default=box_default)
-    g.add_argument(
-        "--label-column",
-        metavar="COLUMN",
-        help="column of the class labels (default: skavaeClassName, else "
-        "rlnClassNumber)",
-    )
-
-
-def _add_cutting_options(group, *, box_default):
-    box_help = "subtomogram edge in voxels" + (
-        f" (default {box_default})"
-        if box_default
-        else " (default: the model's input size)"
-    )
-    group.add_argument(
-        "--box", type=_positive_int, default=box_default, metavar="N", help=box_help
-    )
-    group.add_argument(
-        "--edge",
-        choices=("pad", "drop"),
-        default="pad",
-        help="particles whose box crosses the tomogram's edge: pad with the "
-        "tomogram mean (default) or drop",
-    )
-    group.add_argument(
-        "--normalize",
-        action="store_true",
-        help="scale each subtomogram to mean 0, standard deviation 1",
-    )
-    group.add_argument(
-        "--pixel-size",
-        type=_positive_float,
-        metavar="A",
-        help="Å per pixel of the list's coordinates (default: from the file)",
-    )
-    group.add_argument(
-        "--binning",
-        type=_positive_float,
-        default=1.0,
-        metavar="B",
-        help="coordinate pixels per tomogram pixel (default 1)",
-    )
-
-
 def _sub(sub, name, help, description):
     parser = sub.add_parser(
         name,
@@ -252,12 +135,12 @@ def _add_demo(sub):
         "characters land; with --out, write figures and metrics.",
     )
     p.add_argument("--out", metavar="DIR", help="write figures and metrics here")
-    p.add_argument("--n-samples", type=_positive_int, default=4000, metavar="N")
-    p.add_argument("--size", type=_positive_int, default=64, help="image size")
-    p.add_argument("--epochs", type=_positive_int, default=15)
-    p.add_argument("--beta", type=_non_negative_float, default=1.0)
-    p.add_argument("--gamma", type=_non_negative_float, default=2.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-samples", type=positive_int, default=4000, metavar="N")
+    p.add_argument("--size", type=positive_int, default=64, help="image size")
+    p.add_argument("--epochs", type=positive_int, default=15)
+    p.add_argument("--beta", type=non_negative_float, default=1.0)
+    p.add_argument("--gamma", type=non_negative_float, default=2.0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument(
         "--embedding",
         choices=EMBEDDINGS,
@@ -267,7 +150,7 @@ def _add_demo(sub):
     )
     p.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="torch CPU threads (default 1: fastest for this small model, and "
         "unaffected by other processes on a busy machine)",
@@ -290,14 +173,14 @@ def _add_simulate(sub):
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder to write")
     p.add_argument(
         "--n-samples",
-        type=_positive_int,
+        type=positive_int,
         default=1000,
         metavar="N",
         help="objects to write (not for tomogram: see --n-particles)",
     )
     p.add_argument(
         "--size",
-        type=_positive_int,
+        type=positive_int,
         help="image/volume side (voxels); tomogram: the box of the templates "
         "and of the SNR (default 32)",
     )
@@ -315,37 +198,37 @@ def _add_simulate(sub):
     )
     p.add_argument(
         "--voxel-size",
-        type=_positive_float,
+        type=positive_float,
         metavar="A",
         help="voxel size in angstroms (default 1; proteins: 2.5; tomogram: 10)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     t = p.add_argument_group("tomogram (only with the dataset `tomogram`)")
     t.add_argument(
         "--shape",
-        type=_shape,
+        type=shape,
         default=None,
         metavar="NZ,NY,NX",
         help="tomogram size in voxels (default 128,256,256)",
     )
     t.add_argument(
         "--n-particles",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="molecules per tomogram (default 100)",
     )
     t.add_argument(
         "--n-tomograms",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="tomograms to write, seeds SEED, SEED+1, ... (default 1)",
     )
     t.add_argument(
         "--snr",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="SNR of the SIZE-voxel subtomograms (default 0.5)",
     )
@@ -362,26 +245,6 @@ def _add_simulate(sub):
     p.set_defaults(func="simulate")
 
 
-def _add_affinity(sub):
-    p = _sub(
-        sub,
-        "affinity",
-        "class-level affinity matrix (CSV) of a .mrc folder",
-        "Compute the class x class affinity matrix of a labelled .mrc folder "
-        "from sampled class members (or templates).",
-    )
-    p.add_argument("data_dir", metavar="DATA_DIR")
-    p.add_argument(
-        "--metric", choices=("fsc", "soap", "mean-difference"), default="fsc"
-    )
-    p.add_argument("-o", "--output", required=True, metavar="CSV")
-    p.add_argument("--n-per-class", type=_positive_int, default=16, metavar="N")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
-    _add_follow_symlinks(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func="affinity")
-
-
 def _add_extract(sub):
     p = _sub(
         sub,
@@ -394,7 +257,7 @@ def _add_extract(sub):
     p.add_argument("tomograms", metavar="TOMOGRAMS", help="tomogram or folder")
     p.add_argument("particles", metavar="PARTICLES", help="particle list")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
-    _add_cutting_options(p, box_default=32)
+    add_cutting_options(p, box_default=32)
     p.add_argument(
         "--label-column",
         metavar="COLUMN",
@@ -427,7 +290,7 @@ def _add_fit(sub):
     p.add_argument("-c", "--config", metavar="TOML", help="settings file (TOML)")
     group = p.add_mutually_exclusive_group()
     for name, (_, default, text) in SETTINGS.items():
-        flags = ["-o", "--output"] if name == "output" else []
+        flags = ["-o"] if name == "output" else []
         flags.append("--" + name.replace("_", "-"))
         target = group if name in ("affinity", "metric") else p
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
@@ -437,14 +300,14 @@ def _add_fit(sub):
         target.add_argument(
             *flags,
             dest=name,
-            type=_setting(name),
+            type=setting(name),
             default=None,
             metavar=metavar,
             help=text if default is None else f"{text} (default: {shown})",
         )
     p.add_argument("--overwrite", action="store_true", help="replace MODEL")
-    _add_follow_symlinks(p)
-    _add_particle_options(p, box_default=32)
+    add_follow_symlinks(p)
+    add_particle_options(p, box_default=32)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func="fit")
 
@@ -478,8 +341,8 @@ def _add_evaluate(sub):
         help="reference latents (default: MODEL-stem.latents.csv from `fit`; "
         "without it, the seen-class files of DATA_DIR, cross-validated)",
     )
-    p.add_argument("--n-neighbors", type=_positive_int, default=5, metavar="K")
-    p.add_argument("--soft-neighbors", type=_positive_int, default=100, metavar="K")
+    p.add_argument("--n-neighbors", type=positive_int, default=5, metavar="K")
+    p.add_argument("--soft-neighbors", type=positive_int, default=100, metavar="K")
     p.add_argument(
         "--embedding",
         choices=EMBEDDINGS,
@@ -488,8 +351,8 @@ def _add_evaluate(sub):
     )
     p.add_argument("--format", choices=("csv", "parquet"), default="csv")
     p.add_argument("--no-figures", action="store_true")
-    _add_follow_symlinks(p)
-    _add_particle_options(p, box_default=None)
+    add_follow_symlinks(p)
+    add_particle_options(p, box_default=None)
     p.add_argument(
         "--split-by-class",
         action="store_true",
@@ -497,7 +360,7 @@ def _add_evaluate(sub):
     )
     p.add_argument(
         "--unknown-quantile",
-        type=_fraction,
+        type=fraction,
         default=0.99,
         metavar="Q",
         help="flag particles farther from the training map than this quantile "
@@ -524,7 +387,7 @@ def build_parser():
     sub.required = True
     _add_demo(sub)
     _add_simulate(sub)
-    _add_affinity(sub)
+    _affinity.add_arguments(_sub(sub, "affinity", *_affinity.HELP))
     _add_extract(sub)
     _add_fit(sub)
     _add_evaluate(sub)
@@ -545,7 +408,7 @@ def _run(args):
     elif args.func == "extract":
         from skavae._cli._tomo import extract as func
     elif args.func == "affinity":
-        from skavae._cli._simulate import affinity as func
+        from skavae._cli._affinity import run as func
     elif args.func == "fit":
         from skavae._cli._fit import fit as func
     else:
@@ -589,7 +452,34 @@ def _format_warning(message, category, filename, lineno, line=None):
 
 
 def main(argv=None):
-    """Entry point of the ``skavae`` console script; returns the exit code."""
+    """Entry point of the ``skavae`` console script; returns the exit code.
+
+    Ctrl-C at any point of the command (building the parser, the imports of a
+    command, reading data) exits 130 with one line and no traceback. Run as
+    the console script (``argv`` None), further Ctrl-Cs are ignored once the
+    command has ended, so exit handlers (torch, tqdm, ...) finish quietly and
+    the exit code stays 130.
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("skavae: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if argv is None:
+            _ignore_interrupts()
+
+
+def _ignore_interrupts():
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to protect
+        pass
+
+
+def _main(argv):
     import warnings
 
     from skavae._cli._common import UsageError
@@ -604,6 +494,8 @@ def main(argv=None):
     try:
         return _run(args)
     except KeyboardInterrupt:
+        if argv is None:
+            _ignore_interrupts()  # a second Ctrl-C must not cut the message
         print(f"skavae {args.command}: interrupted", file=sys.stderr)
         return 130
     except UsageError as exc:

@@ -12,7 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import skavae
 from skavae import AffinityVAE

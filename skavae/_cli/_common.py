@@ -11,6 +11,8 @@ import numpy as np
 from skavae._files import atomic_path
 
 METRICS = ("fsc", "soap", "mean-difference")
+DATA_SUFFIXES = (".mrc", ".map")  # what a data folder is read as (load_mrc_folder)
+SEED_MAX = 2**32 - 1  # numpy's RandomState accepts seeds in [0, 2**32 - 1]
 
 
 class CLIError(Exception):
@@ -69,6 +71,29 @@ def make_dir(path, option="--out"):
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
         raise CLIError(f"cannot create the folder {path!r} ({option}): {exc}") from None
+
+
+def check_outside_data(output, option, data_dir):
+    """Refuse an output that is the data folder or would be read as its data.
+
+    A folder output equal to ``data_dir``, or a file with a data suffix
+    (``.mrc``, ``.map``) directly inside it, would break every later read of
+    the folder; both are usage errors naming the option.
+    """
+    if data_dir is None or not os.path.isdir(data_dir):
+        return
+    out = os.path.realpath(output)
+    data = os.path.realpath(data_dir)
+    if out == data:
+        raise UsageError(
+            f"{option} {output!r} is the data folder {data_dir!r}; write elsewhere."
+        )
+    if os.path.dirname(out) == data and out.lower().endswith(DATA_SUFFIXES):
+        raise UsageError(
+            f"{option} {output!r} is inside the data folder {data_dir!r} with a "
+            "data suffix: every later read of the folder would take it as data; "
+            "write elsewhere."
+        )
 
 
 def use_agg_backend():
@@ -135,24 +160,25 @@ def read_all(X, *, quiet=False, chunk=64, desc="reading"):
     return out
 
 
-def sample_members(y, n_per_class, seed):
-    """Indices of up to ``n_per_class`` members of each class (sorted)."""
-    rng = np.random.RandomState(seed)
-    picks = []
-    for label in sorted(set(y.tolist())):
-        members = np.flatnonzero(y == label)
-        if len(members) > n_per_class:
-            members = np.sort(rng.choice(members, n_per_class, replace=False))
-        picks.append(members)
-    return np.sort(np.concatenate(picks))
+def fit_seed(seed):
+    """The member-sampling seed ``AffinityVAE(random_state=seed).fit`` uses.
+
+    The estimator draws one int32 from ``check_random_state(random_state)``
+    and passes it to :func:`skavae.affinity.class_affinity_matrix`; the CLI
+    does the same, so ``skavae affinity --seed S`` and
+    ``fit(affinity=metric)`` with ``random_state=S`` give one matrix.
+    """
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(seed).randint(np.iinfo(np.int32).max))
 
 
 def folder_affinity(X, y, metric_name, *, n_per_class=16, seed=0, quiet=False):
     """Class-level affinity matrix of a folder from sampled class members.
 
-    Up to ``n_per_class`` files per class are read (with a progress bar) and
-    the metric's mean similarity between the members of each pair of classes
-    is taken (:func:`skavae.affinity.class_affinity_matrix`); a folder of one
+    Up to ``n_per_class`` files per class are compared by the metric
+    (:func:`skavae.affinity.class_affinity_matrix`, the code and sampling
+    ``AffinityVAE.fit`` uses for an ``Affinity`` metric); a folder of one
     template per class gives the template affinities.
     """
     import time
@@ -160,22 +186,18 @@ def folder_affinity(X, y, metric_name, *, n_per_class=16, seed=0, quiet=False):
     from skavae.affinity import check_affinity_matrix, class_affinity_matrix
 
     metric = make_metric(metric_name)
-    idx = sample_members(y, n_per_class, seed)
-    objs = np.empty((len(idx), *X.shape[1:]), dtype=np.float32)
-    with progress(
-        desc="reading members", total=len(idx), unit="file", quiet=quiet
-    ) as bar:
-        for k, i in enumerate(idx):
-            objs[k] = X[int(i)]
-            bar.update(1)
     if not quiet:
+        counts = np.unique(np.asarray(y), return_counts=True)[1]
+        n = int(np.minimum(counts, n_per_class).sum())
         print(
-            f"Computing {metric_name} similarities between {len(idx)} objects "
-            f"({len(set(y.tolist()))} classes)...",
+            f"Computing {metric_name} similarities between {n} objects "
+            f"({len(counts)} classes)...",
             file=sys.stderr,
         )
     start = time.perf_counter()
-    matrix = class_affinity_matrix(objs, y[idx], metric, n_per_class=len(idx))
+    matrix = class_affinity_matrix(
+        X, y, metric, n_per_class=n_per_class, random_state=fit_seed(seed)
+    )
     seconds = time.perf_counter() - start
     return check_affinity_matrix(matrix), seconds
 

@@ -41,6 +41,15 @@ def _number(value, low=None, high=None, *, closed_low=True):
     return float(value)
 
 
+def _seed(value):
+    from skavae._cli._common import SEED_MAX
+
+    value = _integer(value, 0)
+    if value > SEED_MAX:
+        raise ValueError(f"{value!r} is larger than 2**32 - 1 (the seed range)")
+    return value
+
+
 def _optional_int(value, low):
     if value is None or (isinstance(value, str) and value.lower() == "none"):
         return None
@@ -146,14 +155,29 @@ SETTINGS = {
     ),
     "device": (_text, "auto", "torch device: auto, cpu, cuda, cuda:1, ..."),
     "threads": (lambda v: _optional_int(v, 1), None, "torch CPU threads"),
-    "seed": (lambda v: _integer(v, 0), 0, "random seed"),
+    "seed": (_seed, 0, "random seed, in [0, 2**32 - 1]"),
 }
 
 
-def load_config(path):
-    """Settings from a TOML file (a flat table, or a ``[fit]`` table)."""
-    import tomllib
+def _tomllib():
+    try:
+        import tomllib  # Python 3.11+
+    except ModuleNotFoundError:  # Python 3.10: the same parser as a package
+        import tomli as tomllib
+    return tomllib
 
+
+def load_config(path):
+    """Settings from a TOML file: top-level keys and/or a ``[fit]`` table.
+
+    Both are read and merged (a ``[run]`` table, written by ``skavae fit``, is
+    ignored); a setting given both at the top level and in ``[fit]`` is
+    ambiguous and refused.
+    """
+    tomllib = _tomllib()
+
+    if os.path.isdir(path):
+        raise UsageError(f"--config {path!r} is a folder; give a TOML file.")
     if not os.path.isfile(path):
         raise CLIError(f"config file {path!r} does not exist.")
     try:
@@ -165,7 +189,14 @@ def load_config(path):
         raise CLIError(f"cannot read {path!r}: {exc}") from None
     data.pop("run", None)  # information written by `skavae fit`, not settings
     if isinstance(data.get("fit"), dict):
-        data = data["fit"]
+        table = data.pop("fit")
+        both = sorted(set(data) & set(table))
+        if both:
+            raise UsageError(
+                f"{path}: {', '.join(map(repr, both))} given both at the top level "
+                "and in [fit]; keep one."
+            )
+        data.update(table)
     settings = {}
     for key, value in data.items():
         name = key.replace("-", "_")

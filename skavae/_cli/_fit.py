@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 import warnings
 
@@ -13,6 +14,7 @@ import skavae
 from skavae._cli._common import (
     CLIError,
     UsageError,
+    check_outside_data,
     encode_all,
     folder_affinity,
     latents_frame,
@@ -52,6 +54,14 @@ def _check_output(output, overwrite):
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise CLIError(f"cannot create the folder of {output!r}: {exc}") from None
+    try:  # find out now, not after the whole training, that it cannot write
+        fd, probe = tempfile.mkstemp(prefix=".skavae-probe-", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise CLIError(
+            f"cannot write the model {output!r} into {folder!r}: {exc}"
+        ) from None
 
 
 def _train(vae, data, y, **fit_params):
@@ -91,6 +101,7 @@ def fit(args):
             "-o",
             [("--particles", args.particles), ("--tomograms", args.tomograms)],
         )
+    check_outside_data(output, "-o", args.data_dir)
     _check_output(output, args.overwrite)
     quiet = args.quiet
 

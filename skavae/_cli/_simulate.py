@@ -10,12 +10,10 @@ import numpy as np
 from skavae._cli._common import (
     CLIError,
     UsageError,
-    folder_affinity,
-    load_folder,
-    make_dir,
     make_metric,
     write_table,
 )
+from skavae._cli._folders import output_folder
 
 #: Default affinity metric of each generated data set (mean-difference suits
 #: the clean binary-like character images, FSC the volumes).
@@ -61,40 +59,16 @@ def _generate(args):
 
 def simulate(args):
     """Write a labelled .mrc folder, its templates, info and class affinities."""
-    from skavae.datasets import save_mrc_folder
-
     start = time.perf_counter()
     try:
         X, y, info, templates = _generate(args)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     out = args.out_dir
-    make_dir(out, "OUT_DIR")
-    voxel = args.voxel_size if args.voxel_size is not None else 1.0
-    if args.dataset == "proteins" and args.voxel_size is None:
-        voxel = 2.5  # make_proteins' default grid spacing
-    try:
-        paths = save_mrc_folder(X, y, out, voxel_size=voxel, overwrite=args.overwrite)
-        labels = list(templates)
-        save_mrc_folder(
-            np.stack([templates[k] for k in labels]),
-            labels,
-            os.path.join(out, "templates"),
-            voxel_size=voxel,
-            overwrite=args.overwrite,
-        )
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    info = info.drop(columns=["label"], errors="ignore")
-    info.insert(0, "file", [os.path.basename(p) for p in paths])
-    info.insert(1, "label", y)
-    write_table(os.path.join(out, "info.csv"), info)
-
-    from skavae.affinity import class_affinity_matrix, write_affinity_csv
-
-    metric_name = args.metric or DEFAULT_METRIC[args.dataset]
-    matrix = class_affinity_matrix(metric=make_metric(metric_name), templates=templates)
-    write_affinity_csv(matrix, os.path.join(out, "affinity.csv"))
+    with output_folder(
+        out, overwrite=args.overwrite, option="OUT_DIR", owned=_owned
+    ) as tmp:
+        paths, labels, metric_name = _write(args, tmp, X, y, info, templates)
     shape = "x".join(str(s) for s in X.shape[1:])
     print(
         f"Wrote {len(paths)} {args.dataset} objects ({shape}, classes "
@@ -105,30 +79,42 @@ def simulate(args):
     return 0
 
 
-def affinity(args):
-    """Class-level affinity matrix of a folder, written as CSV."""
-    from skavae.affinity import write_affinity_csv
+def _owned(name, is_dir):
+    """Whether an entry of OUT_DIR is one `simulate` writes (--overwrite)."""
+    if is_dir:
+        return name == "templates"
+    return name.lower().endswith((".mrc", ".star")) or name in (
+        "info.csv",
+        "affinity.csv",
+        "README.txt",
+    )
 
-    X, y, _ = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise CLIError(f"the folder of -o {args.output!r} does not exist.")
+
+def _write(args, out, X, y, info, templates):
+    """The files of a simulated folder, written into ``out``."""
+    from skavae.affinity import class_affinity_matrix, write_affinity_csv
+    from skavae.datasets import save_mrc_folder
+
+    voxel = args.voxel_size if args.voxel_size is not None else 1.0
+    if args.dataset == "proteins" and args.voxel_size is None:
+        voxel = 2.5  # make_proteins' default grid spacing
     try:
-        matrix, seconds = folder_affinity(
-            X,
-            y,
-            args.metric,
-            n_per_class=args.n_per_class,
-            seed=args.seed,
-            quiet=args.quiet,
+        paths = save_mrc_folder(X, y, out, voxel_size=voxel)
+        labels = list(templates)
+        save_mrc_folder(
+            np.stack([templates[k] for k in labels]),
+            labels,
+            os.path.join(out, "templates"),
+            voxel_size=voxel,
         )
     except ValueError as exc:
-        raise CLIError(f"{args.data_dir}: {exc}") from None
-    write_affinity_csv(matrix, args.output)
-    print(
-        f"Class-level {args.metric} affinity of {len(matrix)} classes "
-        f"({len(y)} files, up to {args.n_per_class} per class) in {seconds:.1f} s:"
-    )
-    print(matrix.round(3).to_string())
-    print(f"Written to {args.output}")
-    return 0
+        raise CLIError(str(exc)) from None
+    info = info.drop(columns=["label"], errors="ignore")
+    info.insert(0, "file", [os.path.basename(p) for p in paths])
+    info.insert(1, "label", y)
+    write_table(os.path.join(out, "info.csv"), info)
+
+    metric_name = args.metric or DEFAULT_METRIC[args.dataset]
+    matrix = class_affinity_matrix(metric=make_metric(metric_name), templates=templates)
+    write_affinity_csv(matrix, os.path.join(out, "affinity.csv"))
+    return paths, labels, metric_name

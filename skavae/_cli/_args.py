@@ -1,0 +1,148 @@
+"""Argument types and option groups shared by the sub-commands' parsers."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
+    return value
+
+
+def seed(text):
+    """A random seed: an integer in [0, 2**32 - 1] (numpy's range)."""
+    from skavae._cli._common import SEED_MAX
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in [0, 2**32 - 1]")
+    return value
+
+
+def fraction(text):
+    value = positive_float(text)
+    if not value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 1]")
+    return value
+
+
+def shape(text):
+    parts = [v.strip() for v in text.split(",")]
+    try:
+        values = [int(v) for v in parts]
+    except ValueError:
+        values = []
+    if len(values) != 3 or min(values) < 8:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NZ,NY,NX (three integers >= 8)"
+        )
+    return tuple(values)
+
+
+def setting(name):
+    """argparse type checking one ``skavae fit`` setting."""
+    from skavae._cli._config import SETTINGS
+
+    def check(text):
+        try:
+            return SETTINGS[name][0](text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    check.__name__ = name
+    return check
+
+
+def add_follow_symlinks(parser):
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read .mrc files through symbolic links that lead outside DATA_DIR "
+        "(refused by default)",
+    )
+
+
+def add_particle_options(parser, *, box_default):
+    g = parser.add_argument_group("particle lists")
+    g.add_argument(
+        "--particles",
+        metavar="LIST",
+        help="particle list: RELION/Warp .star, Dynamo .tbl or CSV/TSV (x, y, z)",
+    )
+    g.add_argument(
+        "--tomograms",
+        metavar="PATH",
+        help="tomogram .mrc/.rec, or a folder of them (matched by rlnTomoName)",
+    )
+    add_cutting_options(g, box_default=box_default)
+    g.add_argument(
+        "--label-column",
+        metavar="COLUMN",
+        help="column of the class labels (default: skavaeClassName, else "
+        "rlnClassNumber)",
+    )
+
+
+def add_cutting_options(group, *, box_default):
+    box_help = "subtomogram edge in voxels" + (
+        f" (default {box_default})"
+        if box_default
+        else " (default: the model's input size)"
+    )
+    group.add_argument(
+        "--box", type=positive_int, default=box_default, metavar="N", help=box_help
+    )
+    group.add_argument(
+        "--edge",
+        choices=("pad", "drop"),
+        default="pad",
+        help="particles whose box crosses the tomogram's edge: pad with the "
+        "tomogram mean (default) or drop",
+    )
+    group.add_argument(
+        "--normalize",
+        action="store_true",
+        help="scale each subtomogram to mean 0, standard deviation 1",
+    )
+    group.add_argument(
+        "--pixel-size",
+        type=positive_float,
+        metavar="A",
+        help="Å per pixel of the list's coordinates (default: from the file)",
+    )
+    group.add_argument(
+        "--binning",
+        type=positive_float,
+        default=1.0,
+        metavar="B",
+        help="coordinate pixels per tomogram pixel (default 1)",
+    )
