@@ -121,7 +121,7 @@ def test_save_is_atomic_and_refuses_to_overwrite(tmp_path, volumes, monkeypatch)
     S, _ = load_mrc_folder(tmp_path)
     np.testing.assert_array_equal(S[0], X[0] + 1)
 
-    # an interruption while writing the second file leaves no partial file
+    # an interruption while moving the second file into place leaves no file
     calls = {"n": 0}
     real_replace = os.replace
 
@@ -135,7 +135,7 @@ def test_save_is_atomic_and_refuses_to_overwrite(tmp_path, volumes, monkeypatch)
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(KeyboardInterrupt):
         save_mrc_folder(X, y, target)
-    assert sorted(os.listdir(target)) == ["ribosome_00000.mrc"]
+    assert os.listdir(target) == []  # no new file, no temporary file
 
 
 def test_saved_files_get_the_permissions_of_the_umask(tmp_path, volumes):
@@ -153,7 +153,8 @@ def test_saved_files_get_the_permissions_of_the_umask(tmp_path, volumes):
     [
         ({"y": ["a"]}, "5 objects but y has 1"),
         ({"y": ["a/b"] * 5}, "path separator"),
-        ({"y": [""] * 5}, "cannot be part of a file name"),
+        ({"y": [""] * 5}, "cannot start a file name"),
+        ({"y": [".x"] * 5}, "hidden file"),
         ({"voxel_size": 0}, "positive"),
         ({"voxel_size": (1, 2)}, "voxel_size"),
         ({"X": np.zeros((5, 2, 2, 2, 2))}, "2D images or 3D volumes"),

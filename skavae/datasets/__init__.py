@@ -16,7 +16,8 @@ whole volume) and returns the ground-truth particle list with it.
 
 :func:`load_mrc_folder` and :func:`save_mrc_folder` read and write folders of
 ``.mrc`` files (one object per file, label in the file name), lazily and
-atomically.
+atomically;
+:func:`save_mrcs` writes a ``.mrcs`` stack of 2D images.
 """
 
 from skavae._ctf import CTF
@@ -29,6 +30,7 @@ from skavae.datasets._alphanumeric import (
 )
 from skavae.datasets._forward import simulate_subtomograms
 from skavae.datasets._mrc import MRCStack, load_mrc_folder, save_mrc_folder
+from skavae.datasets._mrcs import save_mrcs
 from skavae.datasets._proteins import (
     ECOLI_PROTEIN_IDS,
     PROTEIN_IDS,
@@ -61,5 +63,6 @@ __all__ = [
     "make_tetraminos",
     "make_tomogram",
     "save_mrc_folder",
+    "save_mrcs",
     "simulate_subtomograms",
 ]

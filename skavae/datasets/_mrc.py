@@ -7,8 +7,25 @@ The label is the file name without its suffix up to the **last** underscore
 (``ribosome_0001.mrc`` -> ``"ribosome"``, ``screw_right_00012.mrc`` ->
 ``"screw_right"``); a name without underscore is a label on its own
 (``1ake.mrc`` -> ``"1ake"``). :func:`save_mrc_folder` writes
-``<label>_<index>.mrc`` so the rule reads its labels back. Pass ``label_func``
-to :func:`load_mrc_folder` for another rule.
+``<label>_<index>.mrc`` so the rule reads its labels back. Pass
+``label_regex``, ``classes`` (a CSV table ``file,label``), ``label_func`` or
+``unlabelled=True`` to :func:`load_mrc_folder` for other names
+(:mod:`skavae.datasets._mrc_labels`); a warning says when the rule gives one
+class per file.
+
+Physical units
+--------------
+The voxel size comes from the MRC headers and is kept in
+``MRCStack.voxel_size``; a folder of mixed voxel sizes is refused (the error
+names two files and their sizes) unless ``resample=True`` resamples every file
+to the most common one as it is read. :func:`save_mrc_folder` writes the
+stack's voxel size into the new headers.
+
+Stacks of images
+----------------
+A ``.mrcs`` file holds many 2D particles: :func:`load_mrc_folder` with
+``suffixes=(".mrcs",)`` reads each image as one object, and
+:func:`skavae.datasets.save_mrcs` writes one such file.
 
 Memory
 ------
@@ -17,168 +34,28 @@ so no data is read), then returns an :class:`MRCStack`: an array-like of shape
 ``(n_files, *volume_shape)`` that memory-maps and reads only the files an index
 asks for, so a folder larger than memory can be streamed in batches
 (``X[batch_indices]``). No file stays open between accesses, so folders of any
-number of files work.
+number of files work. A file that changed on disk after loading (shorter,
+moved) or holds NaN/infinity is an error naming it when it is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from numbers import Integral, Real
+import tempfile
+from numbers import Real
 
 import numpy as np
 import pandas as pd
 
-from skavae._files import atomic_path
+from skavae._files import file_mode
+from skavae.datasets._mrc_labels import file_labels
+from skavae.datasets._mrc_stack import MRCStack
 
 __all__ = ["MRCStack", "load_mrc_folder", "save_mrc_folder"]
 
-
-def _label_from_name(name):
-    stem = os.path.splitext(name)[0]
-    label, sep, _ = stem.rpartition("_")
-    return label if sep and label else stem
-
-
-class MRCStack:
-    """Array-like stack of same-shaped .mrc files, read lazily.
-
-    Indexing the first axis (an int, slice, list or array of ints, or a
-    boolean mask) reads those files' data from memory maps and returns a
-    float32 :class:`numpy.ndarray`; further indices apply to each volume
-    (``stack[i, 10:20]``). ``np.asarray(stack)`` reads everything.
-
-    Parameters
-    ----------
-    paths : sequence of str
-        Files, validated by :func:`load_mrc_folder`.
-    offsets : sequence of int
-        Byte offset of each file's data block.
-    dtypes : sequence of numpy.dtype
-        Stored data type of each file (with its byte order).
-    shape : tuple of int
-        Shape of one volume (array order, z-y-x).
-
-    Attributes
-    ----------
-    paths : list of str
-        One file per object, in order.
-    shape : tuple of int
-        ``(n_files, *volume_shape)``.
-    dtype : numpy.dtype
-        Always float32 (the dtype of what indexing returns).
-    ndim : int
-        ``1 + len(volume_shape)``.
-    size : int
-        Number of values, ``prod(shape)``.
-
-    See Also
-    --------
-    load_mrc_folder : Builds a stack from a folder (use it, not the constructor).
-    save_mrc_folder : Writes a folder that reads back as a stack.
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np
-    >>> from skavae.datasets import load_mrc_folder, save_mrc_folder
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> X = np.arange(4 * 8 * 8, dtype=np.float32).reshape(4, 8, 8)
-    >>> _ = save_mrc_folder(X, ["a", "a", "b", "b"], tmp.name)
-    >>> stack, y = load_mrc_folder(tmp.name)
-    >>> stack
-    MRCStack(shape=(4, 8, 8), dtype=float32, files=4)
-    >>> len(stack), stack.ndim, stack.size
-    (4, 3, 256)
-    >>> stack[[1, 3]].shape                  # reads two files
-    (2, 8, 8)
-    >>> float(stack[2, 0, 1])                # one value of the third image
-    129.0
-    >>> bool(np.array_equal(np.asarray(stack), X))
-    True
-    >>> tmp.cleanup()
-    """
-
-    dtype = np.dtype(np.float32)
-
-    def __init__(self, paths, offsets, dtypes, shape):
-        self.paths = list(paths)
-        self._offsets = [int(o) for o in offsets]
-        self._dtypes = [np.dtype(d) for d in dtypes]
-        self._volume_shape = tuple(int(s) for s in shape)
-
-    @property
-    def shape(self):
-        """``(n_files, *volume_shape)``."""
-        return (len(self.paths), *self._volume_shape)
-
-    @property
-    def ndim(self):
-        """Number of array dimensions, ``1 + len(volume_shape)``."""
-        return 1 + len(self._volume_shape)
-
-    @property
-    def size(self):
-        """Number of values of the whole stack."""
-        return int(np.prod(self.shape))
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __repr__(self):
-        return f"MRCStack(shape={self.shape}, dtype=float32, files={len(self)})"
-
-    def _read(self, i):
-        data = np.memmap(
-            self.paths[i],
-            dtype=self._dtypes[i],
-            mode="r",
-            offset=self._offsets[i],
-            shape=self._volume_shape,
-        )
-        try:
-            return np.array(data, dtype=np.float32)
-        finally:
-            del data
-
-    def __getitem__(self, key):
-        rest = ()
-        if isinstance(key, tuple):
-            key, rest = (key[0], key[1:]) if key else (slice(None), ())
-        n = len(self)
-        if isinstance(key, (Integral, np.integer)):
-            i = int(key)
-            if not -n <= i < n:
-                raise IndexError(f"index {i} is out of range for {n} files.")
-            vol = self._read(i % n)
-            return vol[rest] if rest else vol
-        if isinstance(key, slice):
-            idx = np.arange(n)[key]
-        else:
-            idx = np.asarray(key)
-            if idx.size == 0:
-                idx = idx.astype(np.intp)
-            if idx.dtype == bool:
-                if idx.shape != (n,):
-                    raise IndexError(
-                        f"boolean index of shape {idx.shape} does not match {n} files."
-                    )
-                idx = np.flatnonzero(idx)
-            elif idx.dtype.kind not in "iu":
-                raise IndexError(f"cannot index an MRCStack with {key!r}.")
-            if idx.size and (idx.max() >= n or idx.min() < -n):
-                raise IndexError(f"index out of range for {n} files.")
-            idx = idx % n if idx.size else idx.astype(np.intp)
-        out = np.empty((*idx.shape, *self._volume_shape), dtype=np.float32)
-        for pos, i in np.ndenumerate(idx):
-            out[pos] = self._read(int(i))
-        return out[(slice(None),) * idx.ndim + rest] if rest else out
-
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self._read(i)
-
-    def __array__(self, dtype=None, copy=None):
-        out = self[:]
-        return out if dtype is None else out.astype(dtype, copy=False)
+#: temporary files of a save (hidden, never read); left by a killed save
+_PART_PREFIX, _PART_SUFFIX = ".tmp-", ".mrc.part"
 
 
 def _list_files(path, suffixes):
@@ -225,6 +102,11 @@ def load_mrc_folder(
     suffixes=(".mrc", ".map"),
     return_info=False,
     follow_symlinks=False,
+    label_regex=None,
+    classes=None,
+    unlabelled=False,
+    unlisted="error",
+    resample=False,
 ):
     """Load a folder of .mrc files, one object per file, labels from file names.
 
@@ -241,7 +123,9 @@ def load_mrc_folder(
     label_func : callable, default=None
         ``label_func(file_name) -> label`` replacing the naming rule.
     suffixes : tuple of str, default=(".mrc", ".map")
-        File name suffixes to load (case-insensitive).
+        File name suffixes to load (case-insensitive). A ``.mrcs`` file (add
+        ``".mrcs"``) is a stack of 2D images: each image is one object, all
+        with the file's label.
     return_info : bool, default=False
         Also return a DataFrame with columns ``label``, ``path``,
         ``voxel_size_x``, ``voxel_size_y``, ``voxel_size_z`` (angstroms).
@@ -250,13 +134,37 @@ def load_mrc_folder(
         By default such a link raises a ValueError (a folder of links could
         otherwise make a program read any file its user can); links to files
         inside the folder are always read.
+    label_regex : str, default=None
+        Regular expression searched in each file stem; its group ``label``
+        (or its first group) is the label, e.g. ``r"^([^_]+)_"`` for
+        ``1BXN_m0_156_Th0.mrc`` -> ``"1BXN"``. A file it does not match is an
+        error naming the file.
+    classes : str, path-like, dict or DataFrame, default=None
+        Table of labels, a CSV file with columns ``file`` (name, with or
+        without suffix) and ``label``, or a dict ``{file: label}``.
+    unlabelled : bool, default=False
+        Load without labels: ``y`` is None (fit without labels and evaluate
+        by clustering the latents).
+    unlisted : {"error", "skip"}, default="error"
+        What to do with a file missing from ``classes``: raise a ValueError
+        naming it, or leave it out.
+    resample : bool, default=False
+        Files of different voxel sizes are an error naming two of them; with
+        True, each file is resampled, as it is read, to the most common voxel
+        size of the folder (ties: the first file's) by linear interpolation
+        (:func:`scipy.ndimage.zoom`, order 1, grid mode: the physical extent
+        is kept). A file whose resampled shape differs from the others' is an
+        error. Resampling by a large factor aliases; prefer a dedicated tool
+        (Fourier cropping) for that.
 
     Returns
     -------
     X : MRCStack or ndarray of shape (n_files, D, H, W) or (n_files, H, W)
         The objects, in the files' array order (z, y, x), as float32.
-    y : ndarray of shape (n_files,), dtype str
-        Labels.
+    y : ndarray of shape (n_files,), dtype str, or None
+        Labels (None with ``unlabelled=True``). A warning is raised when more
+        than half of the files are the only member of their class (see
+        :mod:`skavae.datasets._mrc_labels`).
     info : pandas.DataFrame
         Only if ``return_info``.
 
@@ -264,7 +172,8 @@ def load_mrc_folder(
     ------
     ValueError
         If the folder does not exist or holds no matching file, a file is
-        not a valid MRC file or its data shape differs from the first file's,
+        not a valid MRC file, holds complex (mode 4) data, its data shape or
+        voxel size differs from the first file's (without ``resample``),
         or a file is a symbolic link that leads outside the folder (without
         ``follow_symlinks``); the message names the file.
 
@@ -287,55 +196,69 @@ def load_mrc_folder(
     True
     >>> tmp.cleanup()
     """
-    import mrcfile
-
     path = os.fspath(path)
     if isinstance(suffixes, str):
         suffixes = (suffixes,)
     suffixes = tuple(s.lower() for s in suffixes)
-    if label_func is not None and not callable(label_func):
-        raise ValueError(f"label_func must be callable; got {label_func!r}.")
     names = _list_files(path, suffixes)
     _check_symlinks(path, names, follow_symlinks)
-    paths, offsets, dtypes, voxels = [], [], [], []
-    shape = None
-    first = None
-    for name in names:
-        file = os.path.join(path, name)
-        try:
-            with mrcfile.mmap(file, mode="r", permissive=False) as mrc:
-                data = mrc.data
-                if data is None:
-                    raise ValueError("it holds no data")
-                vshape, dtype = tuple(data.shape), data.dtype
-                offset = mrc.header.nbytes + int(mrc.header.nsymbt)
-                vs = mrc.voxel_size
-                voxels.append((float(vs.x), float(vs.y), float(vs.z)))
-        except Exception as exc:  # noqa: BLE001 - any failure names the file
-            raise ValueError(f"{file!r} is not a readable MRC file: {exc}") from None
-        if not vshape or 0 in vshape:
-            raise ValueError(f"{file!r} holds an empty data block {vshape}.")
-        if shape is None:
-            shape, first = vshape, file
-        elif vshape != shape:
-            raise ValueError(
-                f"{file!r} holds data of shape {vshape} but {first!r} holds "
-                f"{shape}; all files of a folder must have one shape."
+    y_files, keep = file_labels(
+        names,
+        label_func=label_func,
+        label_regex=label_regex,
+        classes=classes,
+        unlabelled=unlabelled,
+        unlisted=unlisted,
+    )
+    names = [n for n, k in zip(names, keep) if k]
+    heads = [_header(os.path.join(path, name)) for name in names]
+    target = _common_voxel_size(heads, True) if resample else None
+    shape, first = None, None
+    for head in heads:
+        vshape = head["shape"]
+        if resample and head["voxel"] != target:
+            zoom = np.divide(head["voxel"][::-1], target[::-1])
+            vshape = tuple(
+                int(round(s * z)) for s, z in zip(vshape, zoom[-len(vshape) :])
             )
-        paths.append(file)
-        offsets.append(int(offset))
-        dtypes.append(dtype)
-    labeller = label_func if label_func is not None else _label_from_name
-    y = np.asarray([str(labeller(name)) for name in names])
-    X = MRCStack(paths, offsets, dtypes, shape)
+        if shape is None:
+            shape, first = vshape, head["path"]
+        elif vshape != shape:
+            extra = " after resampling" if resample else ""
+            raise ValueError(
+                f"{head['path']!r} holds data of shape {vshape}{extra} but {first!r} "
+                f"holds {shape}; all files of a folder must have one shape."
+            )
+    if not resample:
+        target = _common_voxel_size(heads, False)
+    paths, offsets, dtypes, y, source_shapes, voxels = [], [], [], [], [], []
+    for k, head in enumerate(heads):
+        step = int(np.prod(head["shape"])) * head["dtype"].itemsize
+        for j in range(head["count"]):
+            paths.append(head["path"])
+            offsets.append(head["offset"] + j * step)
+            dtypes.append(head["dtype"])
+            source_shapes.append(head["shape"])
+            voxels.append(head["voxel"])
+            if y_files is not None:
+                y.append(y_files[k])
+    y = np.asarray(y, dtype=str) if y_files is not None else None
+    X = MRCStack(
+        paths,
+        offsets,
+        dtypes,
+        shape,
+        voxel_size=target if any(target) else None,
+        source_shapes=source_shapes if resample else None,
+    )
     if not mmap:
         X = X[:]
     if not return_info:
         return X, y
-    voxels = np.asarray(voxels)
+    voxels = np.asarray(voxels, dtype=float).reshape(-1, 3)
     info = pd.DataFrame(
         {
-            "label": y,
+            "label": y if y is not None else [None] * len(paths),
             "path": paths,
             "voxel_size_x": voxels[:, 0],
             "voxel_size_y": voxels[:, 1],
@@ -343,6 +266,75 @@ def load_mrc_folder(
         }
     )
     return X, y, info
+
+
+def _header(file):
+    """Shape, dtype, data offset, voxel size and image count of one file."""
+    import mrcfile
+
+    try:
+        with mrcfile.mmap(file, mode="r", permissive=False) as mrc:
+            data = mrc.data
+            if data is None:
+                raise ValueError("it holds no data")
+            vshape, dtype = tuple(data.shape), data.dtype
+            offset = mrc.header.nbytes + int(mrc.header.nsymbt)
+            vs = mrc.voxel_size
+            voxel = (float(vs.x), float(vs.y), float(vs.z))
+    except Exception as exc:  # noqa: BLE001 - any failure names the file
+        raise ValueError(f"{file!r} is not a readable MRC file: {exc}") from None
+    if dtype.kind == "c":
+        raise ValueError(
+            f"{file!r} holds complex (mode 4) data; skavae reads real maps only "
+            "(store the real part or the amplitude)."
+        )
+    if not vshape or 0 in vshape:
+        raise ValueError(f"{file!r} holds an empty data block {vshape}.")
+    count = 1
+    if file.lower().endswith(".mrcs") and len(vshape) == 3:
+        count, vshape = vshape[0], vshape[1:]  # a stack of 2D images
+    return {
+        "path": file,
+        "shape": vshape,
+        "dtype": dtype,
+        "offset": int(offset),
+        "voxel": voxel,
+        "count": int(count),
+    }
+
+
+def _same(a, b):
+    return bool(np.allclose(a, b, rtol=1e-4, atol=1e-6))
+
+
+def _common_voxel_size(heads, resample):
+    """The folder's voxel size; mixed sizes are an error unless resampling."""
+    first = heads[0]
+    for head in heads[1:]:
+        if not _same(head["voxel"], first["voxel"]):
+            break
+    else:
+        return first["voxel"]
+    if not resample:
+
+        def fmt(v):
+            return " × ".join(f"{x:g}" for x in v)
+
+        raise ValueError(
+            f"{head['path']!r} has voxel size {fmt(head['voxel'])} Å but "
+            f"{first['path']!r} has {fmt(first['voxel'])} Å; all files of a folder "
+            "need one voxel size. Resample them first, or pass resample=True "
+            "(command line: --resample) to resample to the most common one."
+        )
+    sizes = [h["voxel"] for h in heads]
+    if any(min(v) <= 0 for v in sizes):
+        bad = next(h for h in heads if min(h["voxel"]) <= 0)
+        raise ValueError(
+            f"{bad['path']!r} records no voxel size (0 Å in its header), so the "
+            "folder's mixed voxel sizes cannot be resampled."
+        )
+    counts = [sum(_same(v, w) for w in sizes) for v in sizes]
+    return sizes[int(np.argmax(counts))]
 
 
 def _check_voxel_size(voxel_size):
@@ -365,21 +357,27 @@ def _check_voxel_size(voxel_size):
 
 def _check_label(label):
     text = str(label)
-    if not text or text in (".", "..") or any(c in text for c in "/\\\0"):
+    if not text or text.startswith(".") or any(c in text for c in "/\\\0"):
         raise ValueError(
-            f"Label {label!r} cannot be part of a file name (empty, '.', '..' or "
-            "holding a path separator)."
+            f"Label {label!r} cannot start a file name (empty, starting with '.', "
+            "which would make a hidden file that is never read back, or holding "
+            "a path separator)."
         )
     return text
 
 
-def save_mrc_folder(X, y, path, *, voxel_size=1.0, overwrite=False):
+def save_mrc_folder(X, y, path, *, voxel_size=None, overwrite=False):
     """Write one .mrc file per object, named ``<label>_<index>.mrc``.
 
-    Each file is written to a temporary file in the destination folder and
-    renamed into place (:func:`os.replace`), so an interrupted save never
-    leaves a partial ``.mrc`` file (permissions follow the umask);
-    :func:`load_mrc_folder` reads the folder back with the same labels.
+    Every object and label is validated before anything is written. The
+    files are written to hidden temporary files (``.tmp-*.mrc.part``) in the
+    destination folder and renamed into place (:func:`os.replace`) only when
+    all of them are written, so a failed save leaves no new ``.mrc`` file and
+    an interrupted one no partial file (permissions follow the umask).
+    Temporary files left by a killed save are removed by the next save into
+    the folder (two saves into one folder at the same time are not supported)
+    and never read by :func:`load_mrc_folder`, which reads the folder back
+    with the same labels.
 
     Parameters
     ----------
@@ -389,8 +387,10 @@ def save_mrc_folder(X, y, path, *, voxel_size=1.0, overwrite=False):
         Labels (turned into strings; no path separators).
     path : str or path-like
         Destination folder, created if missing.
-    voxel_size : float or tuple of 3 floats, default=1.0
-        Voxel size in angstroms, isotropic or (x, y, z).
+    voxel_size : float or tuple of 3 floats, default=None
+        Voxel size in angstroms, isotropic or (x, y, z); None takes
+        ``X.voxel_size`` when ``X`` has one (an :class:`MRCStack` read from a
+        folder), else 1.0.
     overwrite : bool, default=False
         Replace existing files of the same names; if False, an existing file
         raises a ValueError before anything is written.
@@ -426,6 +426,8 @@ def save_mrc_folder(X, y, path, *, voxel_size=1.0, overwrite=False):
         raise ValueError(f"X has {n} objects but y has {len(labels)} labels.")
     if n == 0:
         raise ValueError("X is empty: nothing to save.")
+    if voxel_size is None:
+        voxel_size = getattr(X, "voxel_size", None) or 1.0
     vs = _check_voxel_size(voxel_size)
     limit = float(np.finfo(np.float32).max)
     for i in range(n):  # validate everything before writing anything
@@ -433,6 +435,11 @@ def save_mrc_folder(X, y, path, *, voxel_size=1.0, overwrite=False):
         if obj.dtype.kind not in "fiub":
             raise ValueError(
                 f"Object {i} has dtype {obj.dtype}; .mrc files hold real numbers."
+            )
+        if obj.ndim not in (2, 3):
+            raise ValueError(
+                f"Object {i} has shape {obj.shape}; .mrc files hold 2D images or "
+                "3D volumes."
             )
         if obj.dtype.kind == "f" and obj.size:
             finite = obj[np.isfinite(obj)]  # NaN/inf are stored as they are
@@ -452,16 +459,36 @@ def save_mrc_folder(X, y, path, *, voxel_size=1.0, overwrite=False):
                 f"{existing[0]!r} already exists ({len(existing)} of the files to "
                 "write do); pass overwrite=True to replace them."
             )
-    for i, target in enumerate(targets):
-        data = np.asarray(X[i], dtype=np.float32)
-        if data.ndim not in (2, 3):
-            raise ValueError(
-                f"Object {i} has shape {data.shape}; .mrc files hold 2D images or "
-                "3D volumes."
+    _remove_stale_parts(path)
+    temps, renamed = [], []
+    try:
+        for i in range(n):
+            fd, tmp = tempfile.mkstemp(
+                prefix=_PART_PREFIX, suffix=_PART_SUFFIX, dir=path
             )
-        # temporary file, renamed into place; permissions from the umask
-        with atomic_path(target, suffix=".mrc.part") as tmp:
+            os.close(fd)
+            temps.append(tmp)
             with mrcfile.new(tmp, overwrite=True) as mrc:
-                mrc.set_data(np.ascontiguousarray(data))
+                mrc.set_data(np.ascontiguousarray(X[i], dtype=np.float32))
                 mrc.voxel_size = vs
+        mode = file_mode()
+        for tmp, target in zip(temps, targets):  # all written: move into place
+            os.chmod(tmp, mode)
+            new = not os.path.exists(target)
+            os.replace(tmp, target)
+            if new:
+                renamed.append(target)
+    except BaseException:
+        for file in temps + renamed:  # leave no new file of a failed save
+            with contextlib.suppress(OSError):
+                os.unlink(file)
+        raise
     return targets
+
+
+def _remove_stale_parts(folder):
+    """Delete the temporary files a killed save left in ``folder``."""
+    for name in os.listdir(folder):
+        if name.startswith(_PART_PREFIX) and name.endswith(_PART_SUFFIX):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))

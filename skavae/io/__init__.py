@@ -17,10 +17,14 @@ unknown flag and the latents, leaving the input's other columns untouched.
 :func:`euler_to_matrix` and :func:`matrix_to_euler` convert RELION's ZYZ Euler
 angles. The user guide page "Working with tomograms" describes the
 conventions.
+
+:func:`write_volume` writes one volume as ``.mrc`` with its voxel size (decoded
+class centres, reconstructions), next to the PNG slices of a run.
 """
 
 from skavae.io._euler import euler_to_matrix, matrix_to_euler
 from skavae.io._extract import SubtomogramStack, extract_subtomograms
+from skavae.io._mrcout import write_volume
 from skavae.io._particles import read_particles, write_particles
 
 __all__ = [
@@ -30,4 +34,5 @@ __all__ = [
     "matrix_to_euler",
     "read_particles",
     "write_particles",
+    "write_volume",
 ]
