@@ -18,9 +18,12 @@ schedule would change shape when either changes).
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, validate_params
+
+from skavae._validation import Count
 
 SCHEDULE_NAMES = ("constant", "linear", "cosine", "sigmoid", "ramp")
 
@@ -30,34 +33,10 @@ SCHEDULE_NAMES = ("constant", "linear", "cosine", "sigmoid", "ramp")
 _SIGMOID_STEEPNESS = 12.0
 
 
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
-
-
-def _check_real(value, name, low, high, low_closed, high_closed=True):
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, Real)
-        and math.isfinite(value)
-        and (low <= value if low_closed else low < value)
-        and (value <= high if high_closed else value < high)
-    )
-    if not ok:
-        left = "[" if low_closed else "("
-        right = "]" if high_closed else ")"
-        interval = f"{left}{low}, {high}{right}"
-        raise ValueError(f"{name} must be a number in {interval}; got {value!r}.")
-    return float(value)
-
-
 def _check_epoch(epoch_index):
-    if (
-        isinstance(epoch_index, bool)
-        or not isinstance(epoch_index, Integral)
-        or epoch_index < 0
-    ):
+    # called once per epoch by the training loop, so a plain check rather than
+    # validate_params; the message keeps "epochs count from 0"
+    if not Count(0).is_satisfied_by(epoch_index):
         raise ValueError(
             f"epoch_index must be an integer >= 0 (epochs count from 0); "
             f"got {epoch_index!r}."
@@ -143,6 +122,16 @@ class Schedule:
         )
 
 
+@validate_params(
+    {
+        "spec": [str, callable, "array-like"],
+        "n_epochs": [Count(1)],
+        "n_cycles": [Count(1)],
+        "ratio": [Interval(Real, 0, 1, closed="right")],
+        "min_value": [Interval(Real, 0, 1, closed="both")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_schedule(spec, *, n_epochs, n_cycles=4, ratio=0.5, min_value=0.0):
     """Build a per-epoch factor schedule for β or γ.
 
@@ -214,10 +203,8 @@ def make_schedule(spec, *, n_epochs, n_cycles=4, ratio=0.5, min_value=0.0):
     >>> schedule_values(make_schedule([0.1, 0.2], n_epochs=4), 4).tolist()
     [0.1, 0.2, 0.2, 0.2]
     """
-    n_epochs = _check_int(n_epochs, "n_epochs", 1)
-    n_cycles = _check_int(n_cycles, "n_cycles", 1)
-    ratio = _check_real(ratio, "ratio", 0.0, 1.0, low_closed=False)
-    min_value = _check_real(min_value, "min_value", 0.0, 1.0, low_closed=True)
+    n_epochs, n_cycles = int(n_epochs), int(n_cycles)
+    ratio, min_value = float(ratio), float(min_value)
     common = dict(
         n_epochs=n_epochs,
         n_cycles=n_cycles,
@@ -267,6 +254,10 @@ def make_schedule(spec, *, n_epochs, n_cycles=4, ratio=0.5, min_value=0.0):
     return Schedule("array", **{**common, "values": values})
 
 
+@validate_params(
+    {"schedule": [callable], "n": [Count(0)]},
+    prefer_skip_nested_validation=True,
+)
 def schedule_values(schedule, n):
     """Factors of the first ``n`` epochs of ``schedule`` (for plots and tests).
 
@@ -289,5 +280,4 @@ def schedule_values(schedule, n):
     >>> schedule_values(make_schedule("constant", n_epochs=3), 3).tolist()
     [1.0, 1.0, 1.0]
     """
-    n = _check_int(n, "n", 0)
     return np.array([schedule(e) for e in range(n)], dtype=np.float64)

@@ -125,14 +125,26 @@ def test_unknown_name_lists_valid_names():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(ratio=0.0), "ratio must be a number in \\(0.0, 1.0\\]"),
+        (
+            dict(ratio=0.0),
+            "'ratio' parameter .* float in the range \\(0.0, 1.0\\]",
+        ),
         (dict(ratio=1.5), "ratio"),
         (dict(ratio=float("nan")), "ratio"),
-        (dict(n_cycles=0), "n_cycles must be an integer >= 1"),
+        (
+            dict(n_cycles=0),
+            "'n_cycles' parameter .* int in the range \\[1, inf\\)",
+        ),
         (dict(n_cycles=2.0), "n_cycles"),
-        (dict(min_value=-0.1), "min_value must be a number in \\[0.0, 1.0\\]"),
+        (
+            dict(min_value=-0.1),
+            "'min_value' parameter .* float in the range \\[0.0, 1.0\\]",
+        ),
         (dict(min_value=1.1), "min_value"),
-        (dict(n_epochs=0), "n_epochs must be an integer >= 1"),
+        (
+            dict(n_epochs=0),
+            "'n_epochs' parameter .* int in the range \\[1, inf\\)",
+        ),
         (dict(n_epochs=True), "n_epochs"),
     ],
 )
@@ -190,5 +202,8 @@ def test_pickle_roundtrip():
 def test_schedule_values_validates_n():
     s = make_schedule("constant", n_epochs=2)
     assert schedule_values(s, 0).shape == (0,)
-    with pytest.raises(ValueError, match="n must be an integer >= 0"):
+    with pytest.raises(
+        ValueError,
+        match="'n' parameter .* int in the range \\[0, inf\\)",
+    ):
         schedule_values(s, -1)
