@@ -257,3 +257,30 @@ def test_no_function_calls_show(images, monkeypatch):
     plot_embedding(X, y, model=model, method="pca")
     plot_traversals(model, X, n_steps=3)
     plot_history(model)
+
+
+def test_plot_embedding_layout_keeps_legend_and_title_clear(images, tmp_path):
+    model, X, y = images
+    labels = np.array([f"a long class name {v}" for v in y])
+    fig = plot_embedding(X, labels, model=model, method="pca", thumbnails=True)
+    fig.savefig(tmp_path / "map.png")  # plain savefig, no bbox_inches="tight"
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    figure_box = fig.bbox
+    legend_box = ax.get_legend().get_window_extent(renderer)
+    assert figure_box.x0 <= legend_box.x0 and legend_box.x1 <= figure_box.x1
+    title_box = ax.title.get_window_extent(renderer)
+    axes_box = ax.get_window_extent(renderer)
+    for artist in ax.artists:
+        box = artist.get_window_extent(renderer)
+        assert not box.overlaps(title_box)
+        assert not box.overlaps(legend_box)
+        assert box.y1 <= axes_box.y1 + 1 and box.x1 <= axes_box.x1 + 1
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("bad", [6, 2.5, "yes"])
+def test_plot_embedding_scalar_thumbnails_is_a_clear_error(images, bad):
+    model, X, y = images
+    with pytest.raises(ValueError, match="thumbnails must be True .* got"):
+        plot_embedding(X, y, model=model, method="pca", thumbnails=bad)

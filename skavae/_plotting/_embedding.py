@@ -65,7 +65,14 @@ def _colours(classes):
 
 
 def _thumbnail_images(thumbnails, X, model, n, projection):
-    if thumbnails is True:
+    if isinstance(thumbnails, bool | np.bool_) and not thumbnails:
+        return None
+    if not isinstance(thumbnails, bool | np.bool_) and np.ndim(thumbnails) == 0:
+        raise ValueError(
+            "thumbnails must be True (draw X), False / None (no thumbnails) or an "
+            f"array of one image or volume per sample; got {thumbnails!r}."
+        )
+    if thumbnails is True or isinstance(thumbnails, np.bool_):
         if model is None:
             raise ValueError(
                 "thumbnails=True draws the objects X, which needs model=...; "
@@ -215,7 +222,12 @@ def plot_embedding(
     )
     rgba[:, 3] = np.asarray(alphas)[split_codes]
 
+    own_figure = ax is None
     fig, ax = figure_and_ax(ax, (7.5, 6.0))
+    if own_figure:
+        # the legend sits outside the axes: constrained layout keeps it (and
+        # the title) inside the figure on a plain savefig
+        fig.set_layout_engine("constrained")
     for is_seen, marker, size in (
         (True, "o", marker_size),
         (False, "*", 4 * marker_size),
@@ -267,8 +279,10 @@ def plot_embedding(
         frameon=False,
     )
 
-    if thumbnails is not None and thumbnails is not False:
+    images = None
+    if thumbnails is not None:
         images = _thumbnail_images(thumbnails, X, model, n, projection)
+    if images is not None:
         _draw_thumbnails(ax, E, codes, images, classes, colours, thumbnail_size)
 
     names = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PC", "none": "z"}
@@ -287,6 +301,9 @@ def _draw_thumbnails(ax, E, codes, images, classes, colours, size):
     """
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
+    ax.autoscale_view()
+    to_axes = ax.transData + ax.transAxes.inverted()
+    width, height = ax.get_window_extent().size
     table = pd.DataFrame({"code": codes, "x": E[:, 0], "y": E[:, 1]})
     medians = table.groupby("code")[["x", "y"]].median()
     centre = np.median(E, axis=0)
@@ -301,11 +318,19 @@ def _draw_thumbnails(ax, E, codes, images, classes, colours, size):
         direction = (np.array([mx, my]) - centre) / spread
         norm = np.hypot(*direction)
         direction = direction / norm if norm > 0 else np.array([0.0, 1.0])
+        # the box centre, in axes fraction, kept inside the axes so that a
+        # thumbnail never covers the title or the legend outside
+        pixels = size * ax.figure.dpi / 72.0
+        half = np.array([pixels / width, pixels / height]) * 0.6
+        offset = 1.1 * pixels * direction / np.array([width, height])
+        centre_box = np.clip(
+            to_axes.transform((mx, my)) + offset, half + 0.01, 1 - half - 0.01
+        )
         box = AnnotationBbox(
             OffsetImage(img, cmap="gray", zoom=zoom),
             (mx, my),
-            xybox=tuple(1.1 * size * direction),
-            boxcoords="offset points",
+            xybox=tuple(centre_box),
+            boxcoords="axes fraction",
             frameon=True,
             bboxprops={"edgecolor": colours[classes[code]], "linewidth": 2},
             arrowprops={"arrowstyle": "-", "color": colours[classes[code]]},
