@@ -9,6 +9,15 @@ or SIGTERM (the weights of the last complete epoch are kept and a
 complete epoch are restored before it propagates).
 
 The affinity target of a batch comes from :mod:`skavae._targets`.
+
+Under an initialised ``torch.distributed`` process group of several processes
+(torchrun, :func:`skavae.distributed.fit`) the same loop trains data-parallel:
+see :mod:`skavae.distributed._ddp`. Every rank walks the same global batches
+and trains on its contiguous slice of each (DistributedDataParallel
+all-reduces the gradients; each rank's loss is weighted by its share of the
+global batch so that the step is the step of the global mean), the epoch and
+validation terms are summed over the ranks, and only rank 0 calls the
+checkpoint callback.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from skavae._data import make_batches
 from skavae._losses import vae_loss
 from skavae._schedules import make_schedule
 from skavae._wedge import as_missing_wedge
+from skavae.distributed import _ddp
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -123,13 +133,22 @@ def _mean_terms(sums, count):
     return {k: v / max(count, 1) for k, v in sums.items()}
 
 
-def evaluate_loss(module, source, indices, beta, gamma, target, batch_size, device):
-    """Deterministic loss (decoder fed with mu, eval mode) averaged over ``indices``."""
+def evaluate_loss(
+    module, source, indices, beta, gamma, target, batch_size, device, shard=None
+):
+    """Deterministic loss (decoder fed with mu, eval mode) averaged over ``indices``.
+
+    With a :class:`~skavae.distributed._ddp.Shard`, each rank evaluates its
+    slice of every batch and the sums are added over the ranks.
+    """
     module.eval()
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "affinity": 0.0}
     count = 0
     with torch.no_grad():
         for idx in make_batches(indices, batch_size):
+            if shard is not None:
+                lo, hi = shard.bounds(len(idx))
+                idx = idx[lo:hi]
             x = source.get(idx, device)
             x_hat, mu, log_var, _ = module(x, sample=False)
             aff = target(idx, device) if target is not None else None
@@ -141,6 +160,10 @@ def evaluate_loss(module, source, indices, beta, gamma, target, batch_size, devi
             for k, v in terms.items():
                 sums[k] += v.item() * w
             count += w
+    if shard is not None:
+        keys = list(sums)
+        (total,) = shard.sum(torch.tensor([sums[k] for k in keys] + [count]))
+        sums, count = dict(zip(keys, total[:-1].tolist())), int(total[-1])
     return _mean_terms(sums, count)
 
 
@@ -244,11 +267,14 @@ def _train_epoch(
     device,
     noise,
     shuffle=None,
+    shard=None,
+    ddp=None,
 ):
     """One pass over ``batches``; returns (mean terms, pose sum, pose sq, count).
 
     Loss terms are accumulated on the device and read once per epoch, so a GPU
-    is never synchronised per step.
+    is never synchronised per step. With a ``shard`` (and its DDP-wrapped
+    module ``ddp``) the batches are global and this rank trains on its slice.
     """
     module.train()
     sums = None
@@ -257,12 +283,23 @@ def _train_epoch(
     if config.verbose >= 2:  # a bar per epoch, for long epochs on large data
         batches = tqdm(batches, desc="batches", unit="batch", leave=False)
     for idx in batches:
+        n_global, weight = len(idx), 1.0
+        if shard is not None:
+            bounds = shard.bounds(n_global)
+            idx = idx[bounds[0] : bounds[1]]
+            weight = len(idx) * shard.world_size / n_global
         x = source.get(idx, device)
-        if config.augment:
+        if config.augment and shard is not None:
+            x = _ddp.augment_shard(x, config.augment, shuffle, n_global, bounds)
+        elif config.augment:
             x = augment_batch(x, config.augment, shuffle)
         aff = target(idx, device) if target is not None else None
         with _autocast(device, config.precision):
-            x_hat, mu, log_var, pose = module(x, generator=noise)
+            if shard is None:
+                x_hat, mu, log_var, pose = module(x, generator=noise)
+            else:
+                eps = shard.noise((module.latent_dims,), noise, device, n_global)
+                x_hat, mu, log_var, pose = ddp(x, eps)
             total, terms = vae_loss(
                 x,
                 x_hat.float(),
@@ -274,7 +311,7 @@ def _train_epoch(
                 source.support(idx, device),
             )
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        (total * weight if shard is not None else total).backward()
         if config.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(module.parameters(), config.max_grad_norm)
         optimizer.step()
@@ -287,6 +324,10 @@ def _train_epoch(
             ps, pq = p.sum(0), p.pow(2).sum(0)
             pose_sum = ps if pose_sum is None else pose_sum + ps
             pose_sq = pq if pose_sq is None else pose_sq + pq
+    if shard is not None:
+        counted = torch.tensor(float(count), dtype=torch.float64, device=device)
+        sums, counted, pose_sum, pose_sq = shard.sum(sums, counted, pose_sum, pose_sq)
+        count = int(counted.item())
     values = (sums / max(count, 1)).tolist() if sums is not None else [0.0] * 4
     return (
         dict(zip(("loss", "recon", "kl", "affinity"), values)),
@@ -332,6 +373,13 @@ def train(
         Any other error, after the same restoration.
     """
     result = TrainResult() if result is None else result
+    shard = _ddp.context()
+    ddp = None
+    if shard is not None:
+        shard.check(source, len(train_idx), config.batch_size)
+        ddp = shard.wrap(module, device)
+        if not shard.is_main:
+            callback, config.verbose = None, 0
     rows = result.rows
     n_iter_no_change, tol, verbose = config.n_iter_no_change, config.tol, config.verbose
     max_epochs, batch_size = config.max_epochs, config.batch_size
@@ -358,6 +406,8 @@ def train(
                 device,
                 noise_generator,
                 generator,
+                shard,
+                ddp,
             )
             if not all(math.isfinite(v) for v in terms.values()):
                 raise TrainingDiverged(
@@ -370,7 +420,15 @@ def train(
             row = {"epoch": epoch, **terms, "beta": beta, "gamma": gamma}
             if len(val_idx):
                 val = evaluate_loss(
-                    module, source, val_idx, beta, gamma, target, batch_size, device
+                    module,
+                    source,
+                    val_idx,
+                    beta,
+                    gamma,
+                    target,
+                    batch_size,
+                    device,
+                    shard,
                 )
                 row.update({f"val_{k}": v for k, v in val.items()})
             row["seconds"] = time.perf_counter() - start
@@ -418,5 +476,7 @@ def train(
         raise
     finally:
         bar.close()
+        if shard is not None:
+            shard.unwrap()
         module.eval()
     return result
