@@ -155,6 +155,23 @@ def _check_lazy(estimator, X, y, *, reset):
     return X, y
 
 
+def _stack_object_array(X):
+    """A 1-D object array of arrays as one stack; objects of two shapes refused."""
+    if not (isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1):
+        return X
+    shapes = [np.shape(x) for x in X]
+    if not shapes or not shapes[0]:
+        return X  # not arrays: scikit-learn's message
+    for k, shape in enumerate(shapes):
+        if shape != shapes[0]:
+            raise ValueError(
+                f"X is an object array of arrays of different shapes: object 0 "
+                f"has shape {shapes[0]}, object {k} has shape {shape}; every "
+                "object must have one shape."
+            )
+    return np.stack([np.asarray(x) for x in X])
+
+
 def check_X(estimator, X, y=None, *, reset, values=True):
     """Validate ``X`` (and ``y``) for ``estimator``; return them and the shape.
 
@@ -186,6 +203,7 @@ def check_X(estimator, X, y=None, *, reset, values=True):
     if is_lazy_array(X):
         X, y = _check_lazy(estimator, X, y, reset=reset)
     else:
+        X = _stack_object_array(X)
         kwargs = dict(
             reset=reset,
             dtype=FLOAT_DTYPES,

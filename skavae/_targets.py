@@ -70,6 +70,11 @@ def affinity_target(affinity, gamma, X, y, source, matrix=None, *, seed=None):
     if affinity is None or gamma == 0:
         return matrix, None
     fitting = seed is not None
+    if y is not None and np.asarray(y).dtype.kind == "b":
+        raise ValueError(
+            "y holds booleans, which pandas reads as a mask, not as labels; "
+            "give the classes as integers or strings (e.g. y.astype(int))."
+        )
     if isinstance(affinity, pd.DataFrame):
         if y is None:
             if fitting:

@@ -25,25 +25,20 @@ def class_labels(y):
 
 def checked_metric(metric):
     """Wrap a user metric so that a malformed result is a clear error."""
+    from skavae.affinity._matrix import check_metric, check_similarities
+
+    check_metric(metric, "affinity")
+    name = getattr(metric, "__name__", type(metric).__name__)
 
     def checked(A, B=None):
         values = np.asarray(metric(A, B) if B is not None else metric(A))
         shape = (len(A), len(A if B is None else B))
-        name = getattr(metric, "__name__", type(metric).__name__)
         if values.shape != shape:
             raise ValueError(
                 f"The affinity metric {name} returned an array of shape "
                 f"{values.shape}; expected {shape}."
             )
-        if values.dtype.kind not in "fiu" or not np.isfinite(values).all():
-            raise ValueError(f"The affinity metric {name} returned non-finite values.")
-        if values.min() < -1 - 1e-6 or values.max() > 1 + 1e-6:
-            raise ValueError(
-                f"The affinity metric {name} returned values in "
-                f"[{values.min():.4g}, {values.max():.4g}]; similarities must lie "
-                "in [-1, 1]."
-            )
-        return np.clip(values, -1.0, 1.0)
+        return check_similarities(values, f"The result of the affinity metric {name}")
 
     return checked
 

@@ -221,6 +221,8 @@ def ctx(tmp_path_factory):
     }.items():
         matrix.to_csv(root / f"{name}.csv")
     (root / "truncated.csv").write_text(",a,b\na,1,0.5\nb,0.5")
+    (root / "empty.csv").write_bytes(b"")
+    (root / "ragged.csv").write_text(",a,b\na,1\nb,0.5,1,7,8\n")
     # a dataset and model made with the CLI itself
     common = ["--n-samples", "24", "--size", "16"]
     assert main(["simulate", "alphanumeric", str(root / "train"), *common]) == 0
@@ -335,7 +337,7 @@ case("fit-affinity-without-labels", raises("needs the class labels"))(
 case("fit-affinity-metric-on-mixed-labels", ok())(
     lambda c: fit(X, np.array(["a", "b"] * 10), affinity=MeanDifference())
 )
-case("fit-metric-returns-nan", raises("non-finite"))(
+case("fit-metric-returns-nan", raises("NaN or infinity"))(
     lambda c: fit(X, affinity=lambda A, B=None: np.full((len(A), len(A)), np.nan))
 )
 case("fit-metric-out-of-range", raises(r"\[-1, 1\]"))(
@@ -406,6 +408,76 @@ case("fit-class-metric-out-of-range", raises(r"\[-1, 1\]"))(
 case("fit-lambda-schedule-with-checkpoints", raises("beta_schedule is a lambda"))(
     lambda c: fit(X, beta_schedule=lambda e: 1.0, checkpoint_dir=c.out / "ckpt")
 )
+
+# issue 16: unclear errors made clear
+BOOLS = np.repeat([False, True], 10)
+case("fit-object-array-of-arrays", raises(r"object 0 has shape \(8, 8\), object 5"))(
+    lambda c: fit(np.array([*X[:5], X[5, :4], *X[6:]], dtype=object))
+)
+for kind, values in {
+    "complex": np.ones((2, 2), complex),
+    "bool": np.ones((2, 2), bool),
+    "str": np.full((2, 2), "x"),
+}.items():
+    word = {
+        "complex": "complex numbers",
+        "bool": "booleans",
+        "str": "values of dtype <U1",
+    }[kind]
+    case(f"fit-metric-returns-{kind}", raises(f"holds {word}; similarities must be"))(
+        lambda c, v=values: fit(
+            X, Y, affinity=lambda A, B=None: np.resize(v, (len(A),) * 2)
+        )
+    )
+case("fit-affinity-class-not-instance", raises(r"class FSCAffinity.*FSCAffinity\(\)"))(
+    lambda c: fit(X, Y, affinity=FSCAffinity)
+)
+case(
+    "fit-input-shape-overflow", raises(r"input_shape=.*holds \d+ values but X has 64")
+)(lambda c: fit(X.reshape(20, -1), input_shape=(2**62, 2**62, 4)))
+case("fit-bool-labels", raises("y holds booleans, which pandas reads as a mask"))(
+    lambda c: fit(X, BOOLS, affinity=MeanDifference())
+)
+case("fit-bool-labels-frame", raises("y holds booleans"))(
+    lambda c: fit(
+        X,
+        BOOLS,
+        affinity=pd.DataFrame(np.eye(2), index=[False, True], columns=[False, True]),
+    )
+)
+case("mean-difference-inf-scale", raises("'scale' parameter.*Got inf"))(
+    lambda c: MeanDifference(scale=np.inf)(X[:2])
+)
+case("fsc-objects-of-different-shapes", raises(r"X holds objects of different shapes"))(
+    lambda c: FSCAffinity()([X[0], X[1, :6, :6]])
+)
+case("class-matrix-nan-labels", raises("missing labels .*first at row 3"))(
+    lambda c: class_affinity_matrix(
+        X, np.where(np.arange(20) == 3, np.nan, np.arange(20) % 2), MeanDifference()
+    )
+)
+case("class-matrix-bool-labels", raises("y holds booleans"))(
+    lambda c: class_affinity_matrix(X, BOOLS, MeanDifference())
+)
+case("class-matrix-templates-list", raises("templates must be a mapping.*got a list"))(
+    lambda c: class_affinity_matrix(templates=[X[0], X[1]], metric=MeanDifference())
+)
+case("class-matrix-metric-class", raises("metric is the class MeanDifference"))(
+    lambda c: class_affinity_matrix(X, Y, MeanDifference)
+)
+for name, match in {
+    "garbage": "garbage.csv' is not an affinity CSV file \\(not a text file",
+    "empty": "empty.csv' is empty",
+    "ragged": "ragged.csv' is not an affinity CSV file",
+    "asymmetric": "asymmetric.csv': The affinity matrix is not symmetric",
+}.items():
+    case(f"read-csv-{name}-names-the-file", raises(match))(
+        lambda c, name=name: read_affinity_csv(c[f"{name}.csv"])
+    )
+case(
+    "write-csv-into-a-missing-folder",
+    raises(r"cannot write '.*missing/a.csv': its folder .* does not exist", (OSError,)),
+)(lambda c: write_affinity_csv(GOOD, c.out / "missing" / "a.csv"))
 
 
 # ======================================== AffinityVAE fitted: other methods
@@ -556,13 +628,13 @@ case(
     "affinity-base-class",
     raises("abstract method _pairwise_block", types=(TypeError,)),
 )(lambda c: Affinity()(X[:2]))
-case("affinity-bad-chunk-size", raises("chunk_size must be a positive integer"))(
+case("affinity-bad-chunk-size", raises("'chunk_size' parameter"))(
     lambda c: MeanDifference(chunk_size=0)(X[:2])
 )
 case("soap-1d-objects", raises("works on objects of 2D or 3D"))(
     lambda c: METRICS["soap"](RNG.rand(3, 8))
 )
-case("mean-difference-bad-scale", raises("scale must be a positive number"))(
+case("mean-difference-bad-scale", raises("'scale' parameter"))(
     lambda c: MeanDifference(scale=np.nan)(X[:2])
 )
 case("fsc-bad-resolution", raises("finer than Nyquist"))(

@@ -1,4 +1,4 @@
-"""The affinity protocol and the class-level affinity matrix.
+"""The affinity protocol: the :class:`Affinity` base class of the metrics.
 
 An affinity metric is any callable ``metric(X, Y=None) -> (n_x, n_y)`` similarity
 matrix with values in [-1, 1] where 1 means identical, in the manner of the
@@ -7,38 +7,36 @@ of the metrics shipped here; it adds input validation, chunking (so memory stays
 bounded for any number of objects) and scikit-learn's ``get_params``/``set_params``
 so a metric can be cloned and grid-searched as part of an estimator.
 
-The affinity-VAE loss (paper eq. 3) looks the affinity of each pair of a batch up
-in a *class-level* matrix: :func:`class_affinity_matrix` builds it as a
-:class:`pandas.DataFrame` whose index and columns are the class labels, as in the
-paper's CSV files (:func:`write_affinity_csv`, :func:`read_affinity_csv`).
+The class-level matrix built from a metric, and its CSV form, are in
+:mod:`skavae.affinity._matrix`.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-import warnings
 from abc import ABCMeta, abstractmethod
-from numbers import Integral
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 
-__all__ = [
-    "Affinity",
-    "check_affinity_matrix",
-    "class_affinity_matrix",
-    "read_affinity_csv",
-    "write_affinity_csv",
-]
+from skavae._validation import Count
+
+__all__ = ["Affinity"]
 
 
 def _as_objects(X, name="X"):
     """Validate a stack of objects: finite, float, at least one object."""
-    if isinstance(X, (list, tuple)):
-        X = np.stack([np.asarray(x) for x in X]) if len(X) else np.empty((0,))
+    if isinstance(X, (list, tuple)) or (
+        isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1
+    ):
+        items = [np.asarray(x) for x in X]
+        shapes = [x.shape for x in items]
+        if any(shape != shapes[0] for shape in shapes):
+            k = next(i for i, shape in enumerate(shapes) if shape != shapes[0])
+            raise ValueError(
+                f"{name} holds objects of different shapes: {shapes[0]} (object 0) "
+                f"and {shapes[k]} (object {k}); every object must have one shape."
+            )
+        X = np.stack(items) if items else np.empty((0,))
     X = np.asarray(X) if not isinstance(X, np.ndarray) else X
     if X.dtype.kind not in "fiu":
         raise ValueError(
@@ -114,6 +112,9 @@ class Affinity(BaseEstimator, metaclass=ABCMeta):
     #: Spatial ranks (object ndim) a metric accepts; ``None`` means any.
     _supported_ndims: tuple[int, ...] | None = None
 
+    #: scikit-learn's parameter constraints, checked by every call
+    _parameter_constraints: dict = {"chunk_size": [Count(1)]}
+
     def __init__(self, chunk_size=256):
         self.chunk_size = chunk_size
 
@@ -149,10 +150,7 @@ class Affinity(BaseEstimator, metaclass=ABCMeta):
                 f"{' or '.join(f'{d}D' for d in self._supported_ndims)}; got "
                 f"objects of shape {X.shape[1:]} ({X.ndim - 1}D)."
             )
-        if not isinstance(self.chunk_size, Integral) or self.chunk_size < 1:
-            raise ValueError(
-                f"chunk_size must be a positive integer; got {self.chunk_size!r}."
-            )
+        self._validate_params()
         state = self._prepare(X, Y)
         FX = self._embed_all(X, "X", state)
         FY = FX if Y_is_X else self._embed_all(Y, "Y", state)
@@ -213,320 +211,3 @@ class Affinity(BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _pairwise_block(self, A, B, state):
         """The (a, b) similarity block of two blocks of features."""
-
-
-def check_affinity_matrix(matrix, labels=None, *, atol=1e-6):
-    """Validate a class-level affinity matrix and return it as a DataFrame.
-
-    Parameters
-    ----------
-    matrix : pandas.DataFrame
-        Square matrix; index and columns are the same class labels.
-    labels : array-like, default=None
-        Labels that must all be present in the matrix.
-    atol : float, default=1e-6
-        Tolerance of the symmetry check.
-
-    Returns
-    -------
-    matrix : pandas.DataFrame of float64
-        The matrix with its columns in the order of its index.
-
-    Raises
-    ------
-    ValueError
-        If the matrix is not a DataFrame, not square, has index and columns that
-        differ, holds non-finite values or values outside [-1, 1], is not
-        symmetric, or lacks one of ``labels``.
-
-    See Also
-    --------
-    class_affinity_matrix : Build such a matrix from a metric.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from skavae.affinity import check_affinity_matrix
-    >>> A = pd.DataFrame([[0.5, 1], [1, 0.5]], index=["a", "b"], columns=["b", "a"])
-    >>> check_affinity_matrix(A, labels=["a", "b", "a"])
-         a    b
-    a  1.0  0.5
-    b  0.5  1.0
-    >>> check_affinity_matrix(A, labels=["c"])  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: Labels ['c'] are not in the affinity matrix, whose labels are ...
-    """
-    if not isinstance(matrix, pd.DataFrame):
-        raise ValueError(
-            "An affinity matrix must be a pandas DataFrame whose index and "
-            f"columns are the class labels; got {type(matrix).__name__}."
-        )
-    if matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"The affinity matrix is not square: shape {matrix.shape}.")
-    if matrix.shape[0] == 0:
-        raise ValueError("The affinity matrix is empty.")
-    if not matrix.index.is_unique:
-        raise ValueError("The affinity matrix has duplicated labels in its index.")
-    if set(matrix.index) != set(matrix.columns):
-        raise ValueError(
-            "The affinity matrix's index and columns must hold the same labels; "
-            f"got index {list(matrix.index)} and columns {list(matrix.columns)}."
-        )
-    matrix = matrix.loc[:, list(matrix.index)]
-    try:
-        if any(np.dtype(t).kind == "c" for t in matrix.dtypes):
-            raise TypeError("complex values")
-        values = matrix.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"The affinity matrix holds non-numeric values: {exc}"
-        ) from None
-    if not np.isfinite(values).all():
-        raise ValueError("The affinity matrix contains NaN or infinity.")
-    if values.min() < -1 - atol or values.max() > 1 + atol:
-        raise ValueError(
-            "Affinity values must lie in [-1, 1]; the matrix holds values in "
-            f"[{values.min():.4g}, {values.max():.4g}]."
-        )
-    if not np.allclose(values, values.T, atol=atol, rtol=0):
-        i, j = np.unravel_index(np.abs(values - values.T).argmax(), values.shape)
-        raise ValueError(
-            "The affinity matrix is not symmetric: "
-            f"A[{matrix.index[i]!r}, {matrix.index[j]!r}] = {values[i, j]:.4g} but "
-            f"A[{matrix.index[j]!r}, {matrix.index[i]!r}] = {values[j, i]:.4g}."
-        )
-    if labels is not None:
-        missing = [
-            lab
-            for lab in pd.unique(np.asarray(labels)).tolist()
-            if lab not in matrix.index
-        ]
-        if missing:
-            raise ValueError(
-                f"Labels {missing[:10]} are not in the affinity matrix, whose "
-                f"labels are {list(matrix.index)[:20]}."
-            )
-    return pd.DataFrame(
-        np.clip(values, -1.0, 1.0),
-        index=matrix.index.copy(),
-        columns=matrix.index.copy(),
-    )
-
-
-def class_affinity_matrix(
-    X=None, y=None, metric=None, *, n_per_class=16, templates=None, random_state=None
-):
-    """Class-level affinity matrix from a metric.
-
-    Either from one *template* per class (one reference object in a common frame,
-    as in the paper) or, without templates, from the mean affinity between up to
-    ``n_per_class`` sampled members of each pair of classes. The diagonal is set
-    to 1: every member of a class is the same object, whatever its pose.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, ...), default=None
-        Objects; ignored when ``templates`` is given.
-    y : array-like of shape (n_samples,), default=None
-        Class label of each object; ignored when ``templates`` is given.
-    metric : callable
-        ``metric(A, B=None) -> (n_a, n_b)`` similarity in [-1, 1].
-    n_per_class : int, default=16
-        Members sampled per class when no templates are given.
-    templates : dict or pandas.Series, default=None
-        Mapping ``label -> object``.
-    random_state : int, RandomState instance or None, default=None
-        Controls the sampling of members.
-
-    Returns
-    -------
-    matrix : pandas.DataFrame
-        Symmetric, diagonal 1; index and columns are the class labels, sorted,
-        or in the order of ``templates``.
-
-    See Also
-    --------
-    write_affinity_csv, read_affinity_csv : The paper's CSV form.
-    check_affinity_matrix : Validate a matrix.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skavae.affinity import MeanDifference, class_affinity_matrix
-    >>> X = np.stack([np.zeros((4, 4)), np.zeros((4, 4)), np.ones((4, 4))])
-    >>> class_affinity_matrix(X, ["a", "a", "b"], MeanDifference(scale=1.0))
-         a    b
-    a  1.0 -1.0
-    b -1.0  1.0
-    """
-    if metric is None or not callable(metric):
-        raise ValueError(f"metric must be a callable similarity; got {metric!r}.")
-    if templates is not None:
-        labels = list(templates.keys())
-        if not labels:
-            raise ValueError("templates is empty: give one object per class.")
-        objs = _as_objects([np.asarray(templates[lab]) for lab in labels], "templates")
-        values = np.asarray(metric(objs), dtype=np.float64)
-        values = (values + values.T) / 2
-    else:
-        if X is None or y is None:
-            raise ValueError("class_affinity_matrix needs X and y, or templates.")
-        y = np.asarray(y)
-        if len(y) != len(X):
-            raise ValueError(
-                f"X and y have different lengths: {len(X)} objects, {len(y)} labels."
-            )
-        if len(y) == 0:
-            raise ValueError(
-                "class_affinity_matrix needs at least one object; X is empty."
-            )
-        if not isinstance(n_per_class, Integral) or n_per_class < 1:
-            raise ValueError(
-                f"n_per_class must be a positive integer; got {n_per_class!r}."
-            )
-        rng = check_random_state(random_state)
-        labels = sorted(pd.unique(y).tolist(), key=lambda v: (str(type(v)), v))
-        picks, owner = [], []
-        for k, lab in enumerate(labels):
-            members = np.flatnonzero(y == lab)
-            if len(members) > n_per_class:
-                members = np.sort(rng.choice(members, n_per_class, replace=False))
-            picks.append(members)
-            owner.append(np.full(len(members), k))
-        picks, owner = np.concatenate(picks), np.concatenate(owner)
-        sample = _as_objects(
-            np.asarray(X[picks]) if hasattr(X, "shape") else [X[i] for i in picks], "X"
-        )
-        S = np.asarray(metric(sample), dtype=np.float64)
-        onehot = np.zeros((len(labels), len(picks)))
-        onehot[owner, np.arange(len(picks))] = 1.0
-        onehot /= onehot.sum(axis=1, keepdims=True)
-        values = onehot @ S @ onehot.T
-        values = (values + values.T) / 2
-    if not np.isfinite(values).all():
-        raise ValueError("The metric returned NaN or infinite similarities.")
-    if values.min() < -1 - 1e-6 or values.max() > 1 + 1e-6:
-        raise ValueError(
-            f"The metric returned similarities in [{values.min():.4g}, "
-            f"{values.max():.4g}]; an affinity metric must return values in [-1, 1]."
-        )
-    np.fill_diagonal(values, 1.0)
-    values = np.clip(values, -1.0, 1.0)
-    _warn_if_uninformative(values, from_members=templates is None)
-    return pd.DataFrame(values, index=labels, columns=labels)
-
-
-#: A class matrix whose off-diagonal values span less than this carries no
-#: information on which classes are alike (only "same" vs "different").
-UNINFORMATIVE_SPREAD = 0.15
-
-
-def _warn_if_uninformative(values, *, from_members):
-    """UserWarning when the off-diagonal entries barely differ from each other."""
-    if len(values) < 3:
-        return
-    off = values[~np.eye(len(values), dtype=bool)]
-    spread = float(off.max() - off.min())
-    if spread >= UNINFORMATIVE_SPREAD:
-        return
-    hint = (
-        " It was built from sampled class members: a metric that depends on "
-        "orientation (FSCAffinity, MeanDifference) scores randomly rotated or "
-        "noisy members near 0 whatever their shape. Give one clean template "
-        "per class (templates=...), use a rotation-invariant metric "
-        "(SOAPAffinity), or pass a precomputed matrix."
-        if from_members
-        else ""
-    )
-    warnings.warn(
-        f"The class affinity matrix carries little information: its off-diagonal "
-        f"values span only {off.min():.3f} to {off.max():.3f} (less than "
-        f"{UNINFORMATIVE_SPREAD}).{hint}",
-        UserWarning,
-        stacklevel=3,
-    )
-
-
-def write_affinity_csv(matrix, path):
-    """Write a class-level affinity matrix as CSV, atomically.
-
-    The layout is the paper's: a header row of labels, then one row per class
-    starting with its label. The file is written to a temporary file in the same
-    folder and renamed, so an interrupted write never leaves a partial file.
-
-    Parameters
-    ----------
-    matrix : pandas.DataFrame
-        A valid affinity matrix (see :func:`check_affinity_matrix`).
-    path : str or path-like
-        Destination file.
-
-    See Also
-    --------
-    read_affinity_csv : Read it back.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import pandas as pd
-    >>> from skavae.affinity import read_affinity_csv, write_affinity_csv
-    >>> A = pd.DataFrame([[1, -0.25], [-0.25, 1]], index=["a", "2"], columns=["a", "2"])
-    >>> path = os.path.join(tempfile.mkdtemp(), "affinity.csv")
-    >>> write_affinity_csv(A, path)
-    >>> print(open(path).read().strip())
-    ,a,2
-    a,1.000000,-0.250000
-    2,-0.250000,1.000000
-    >>> read_affinity_csv(path).loc["2", "a"]
-    np.float64(-0.25)
-    """
-    matrix = check_affinity_matrix(matrix)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            matrix.to_csv(fh, float_format="%.6f")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def read_affinity_csv(path):
-    """Read a class-level affinity matrix written in the paper's CSV layout.
-
-    Labels are read as strings (labels in file names and CSV headers are text).
-
-    Parameters
-    ----------
-    path : str or path-like
-        CSV file with a header row of labels and one labelled row per class.
-
-    Returns
-    -------
-    matrix : pandas.DataFrame
-        The validated matrix.
-
-    See Also
-    --------
-    write_affinity_csv : Write one.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from skavae.affinity import read_affinity_csv
-    >>> path = os.path.join(tempfile.mkdtemp(), "affinity.csv")
-    >>> with open(path, "w") as fh:
-    ...     _ = fh.write(",a,b\\na,1,0.5\\nb,0.5,1\\n")
-    >>> read_affinity_csv(path)
-         a    b
-    a  1.0  0.5
-    b  0.5  1.0
-    """
-    frame = pd.read_csv(path, index_col=0, dtype={0: str})
-    frame.index = frame.index.astype(str)
-    frame.columns = frame.columns.astype(str)
-    return check_affinity_matrix(frame)

@@ -28,11 +28,13 @@ single chunked matrix product (BLAS), with no loop over pairs or shells.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.fft
+from sklearn.utils._param_validation import Interval, StrOptions
 
+from skavae._validation import Count
 from skavae._wedge import MissingWedge, as_missing_wedge, check_tilt_ranges
 from skavae.affinity._base import Affinity, _as_pair
 
@@ -165,6 +167,16 @@ class FSCAffinity(Affinity):
 
     _supported_ndims = (1, 2, 3)
 
+    _parameter_constraints: dict = {
+        **Affinity._parameter_constraints,
+        "resolution": [None, Interval(Real, 0, None, closed="neither")],
+        "voxel_size": [Interval(Real, 0, None, closed="neither")],
+        "max_shell": [None, Count(1)],
+        "shell_width": [Interval(Real, 0, None, closed="neither")],
+        "weighting": [StrOptions({"count", "uniform"})],
+        "center": ["boolean"],
+    }
+
     def __init__(
         self,
         resolution=None,
@@ -211,37 +223,12 @@ class FSCAffinity(Affinity):
 
     # ------------------------------------------------------------------ setup
     def _check_params(self):
-        if not isinstance(self.voxel_size, Real) or not self.voxel_size > 0:
-            raise ValueError(
-                f"voxel_size must be a positive number; got {self.voxel_size!r}."
-            )
-        if not isinstance(self.shell_width, Real) or not self.shell_width > 0:
-            raise ValueError(
-                f"shell_width must be a positive number; got {self.shell_width!r}."
-            )
+        self._validate_params()
         if self.resolution is not None and self.max_shell is not None:
             raise ValueError(
                 "Give either resolution or max_shell, not both; got "
                 f"resolution={self.resolution!r}, max_shell={self.max_shell!r}."
             )
-        if self.resolution is not None and (
-            not isinstance(self.resolution, Real) or not self.resolution > 0
-        ):
-            raise ValueError(
-                f"resolution must be a positive number; got {self.resolution!r}."
-            )
-        if self.max_shell is not None and (
-            not isinstance(self.max_shell, Integral) or self.max_shell < 1
-        ):
-            raise ValueError(
-                f"max_shell must be a positive integer; got {self.max_shell!r}."
-            )
-        if self.weighting not in ("count", "uniform"):
-            raise ValueError(
-                f"weighting must be 'count' or 'uniform'; got {self.weighting!r}."
-            )
-        if not isinstance(self.center, (bool, np.bool_)):
-            raise ValueError(f"center must be True or False; got {self.center!r}.")
 
     def _prepare(self, X, Y, common_wedge=True):
         self._check_params()

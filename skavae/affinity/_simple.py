@@ -6,6 +6,7 @@ from numbers import Real
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval
 
 from skavae.affinity._base import Affinity
 
@@ -49,16 +50,17 @@ class MeanDifference(Affinity):
            [-1.,  0.,  1.]])
     """
 
+    _parameter_constraints: dict = {
+        **Affinity._parameter_constraints,
+        "scale": [None, Interval(Real, 0, np.inf, closed="neither")],
+    }
+
     def __init__(self, scale=None, chunk_size=256):
         self.scale = scale
         self.chunk_size = chunk_size
 
     def _prepare(self, X, Y):
         if self.scale is not None:
-            if not isinstance(self.scale, Real) or not self.scale > 0:
-                raise ValueError(
-                    f"scale must be a positive number; got {self.scale!r}."
-                )
             return float(self.scale)
         lo = min(float(X.min()), float(Y.min()))
         hi = max(float(X.max()), float(Y.max()))

@@ -31,11 +31,13 @@ and are tabulated once per call and interpolated per atom.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from scipy.special import ive
+from sklearn.utils._param_validation import Interval, StrOptions
 
+from skavae._validation import Count
 from skavae.affinity._base import Affinity
 
 __all__ = ["SOAPAffinity"]
@@ -163,6 +165,19 @@ class SOAPAffinity(Affinity):
 
     _supported_ndims = (2, 3)
 
+    _parameter_constraints: dict = {
+        **Affinity._parameter_constraints,
+        "n_max": [Count(1)],
+        "l_max": [Count(0)],
+        "cutoff": [None, Interval(Real, 0, None, closed="neither")],
+        "sigma": [Interval(Real, 0, None, closed="neither")],
+        "threshold": [Interval(Real, 0, 1, closed="left")],
+        "weighted": ["boolean"],
+        "zeta": [Interval(Real, 0, None, closed="neither")],
+        "rescale": [StrOptions({"linear", "none"})],
+        "harmonics_2d": [StrOptions({"circular", "spherical"})],
+    }
+
     def __init__(
         self,
         n_max=8,
@@ -189,28 +204,7 @@ class SOAPAffinity(Affinity):
 
     # ------------------------------------------------------------------ setup
     def _check_params(self):
-        for name in ("n_max", "l_max"):
-            value = getattr(self, name)
-            low = 1 if name == "n_max" else 0
-            if not isinstance(value, Integral) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-        for name in ("sigma", "zeta") + (
-            ("cutoff",) if self.cutoff is not None else ()
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, Real) or not value > 0:
-                raise ValueError(f"{name} must be a positive number; got {value!r}.")
-        if not isinstance(self.threshold, Real) or not 0 <= self.threshold < 1:
-            raise ValueError(f"threshold must lie in [0, 1); got {self.threshold!r}.")
-        if self.rescale not in ("linear", "none"):
-            raise ValueError(
-                f"rescale must be 'linear' or 'none'; got {self.rescale!r}."
-            )
-        if self.harmonics_2d not in ("circular", "spherical"):
-            raise ValueError(
-                "harmonics_2d must be 'circular' or 'spherical'; got "
-                f"{self.harmonics_2d!r}."
-            )
+        self._validate_params()
 
     def _prepare(self, X, Y):
         self._check_params()
