@@ -243,16 +243,19 @@ def measured_support(missing_wedge, spatial, n, tilt_ranges=None):
 
 
 # ------------------------------------------------------------------- values
-def _check_block(flat, samples):
+def _check_block(flat, samples, paths=None):
     """Refuse NaN/inf and values beyond float32 in the rows ``flat``.
 
-    ``samples[i]`` is the sample number of row ``i``, for the message.
+    ``samples[i]`` is the sample number of row ``i``, for the message, and
+    ``paths[sample]`` its file (an MRCStack's ``paths``), when given.
     """
     bad = ~np.isfinite(flat).all(1)
     if bad.any():
+        i = samples[np.flatnonzero(bad)[0]]
+        where = f", file {paths[i]!r}" if paths is not None else ""
         raise ValueError(
-            f"Input X contains NaN or infinity (sample "
-            f"{samples[np.flatnonzero(bad)[0]]}); AffinityVAE needs finite values."
+            f"Input X contains NaN or infinity (sample {i}{where}); AffinityVAE "
+            "needs finite values."
         )
     if flat.dtype.kind == "f" and flat.dtype.itemsize > 4:
         big = np.abs(flat).max(1) > _FLOAT32_MAX
@@ -271,7 +274,7 @@ def _scan(X, moments):
     for start in range(0, len(X), rows):
         block = np.asarray(X[start : start + rows])
         flat = block.reshape(len(block), -1)
-        _check_block(flat, range(start, start + len(flat)))
+        _check_block(flat, range(start, start + len(flat)), getattr(X, "paths", None))
         if not moments:
             continue
         values = flat.astype(np.float64).ravel()  # a copy of our own

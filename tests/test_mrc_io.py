@@ -153,7 +153,7 @@ def test_saved_files_get_the_permissions_of_the_umask(tmp_path, volumes):
     [
         ({"y": ["a"]}, "5 objects but y has 1"),
         ({"y": ["a/b"] * 5}, "path separator"),
-        ({"y": [""] * 5}, "cannot start a file name"),
+        ({"y": [""] * 5}, "cannot be part of a file name"),
         ({"y": [".x"] * 5}, "hidden file"),
         ({"voxel_size": 0}, "positive"),
         ({"voxel_size": (1, 2)}, "voxel_size"),

@@ -35,7 +35,8 @@ so no data is read), then returns an :class:`MRCStack`: an array-like of shape
 asks for, so a folder larger than memory can be streamed in batches
 (``X[batch_indices]``). No file stays open between accesses, so folders of any
 number of files work. A file that changed on disk after loading (shorter,
-moved) or holds NaN/infinity is an error naming it when it is read.
+moved) is an error naming it when it is read; a fit names the file of a
+sample holding NaN or infinity.
 """
 
 from __future__ import annotations
@@ -297,9 +298,9 @@ def _check_label(label):
     text = str(label)
     if not text or text.startswith(".") or any(c in text for c in "/\\\0"):
         raise ValueError(
-            f"Label {label!r} cannot start a file name (empty, starting with '.', "
-            "which would make a hidden file that is never read back, or holding "
-            "a path separator)."
+            f"Label {label!r} cannot be part of a file name (empty, starting "
+            "with '.', which makes a hidden file that is never read back, or "
+            "holding a path separator)."
         )
     return text
 

@@ -142,11 +142,6 @@ class MRCStack:
             vol = np.array(data, dtype=np.float32)
         finally:
             del data
-        if not np.isfinite(vol).all():
-            raise ValueError(
-                f"{path!r} contains NaN or infinity; AffinityVAE needs finite "
-                "values (fix or remove that file)."
-            )
         if shape != self._volume_shape:
             from scipy.ndimage import zoom
 
