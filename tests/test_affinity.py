@@ -300,7 +300,7 @@ def test_fsc_parameter_errors():
         FSCAffinity(max_shell=9)(X)
     with pytest.raises(ValueError, match="leaves no shell"):
         FSCAffinity(resolution=100.0)(X)
-    with pytest.raises(ValueError, match="max_shell must be a positive integer"):
+    with pytest.raises(ValueError, match="'max_shell' parameter"):
         FSCAffinity(max_shell=0)(X)
     with pytest.raises(ValueError, match="voxel_size"):
         FSCAffinity(voxel_size=-1)(X)
@@ -555,3 +555,39 @@ def test_fsc_default_cut_keeps_one_shell_for_tiny_objects():
     np.testing.assert_allclose(S, FSCAffinity(max_shell=1)(X))
     with pytest.raises(ValueError, match="leaves no shell"):
         FSCAffinity()(rng.normal(size=(5, 1)))
+
+
+def test_write_affinity_csv_honours_the_umask(tmp_path):
+    import os
+    import stat
+
+    from skavae.affinity import read_affinity_csv, write_affinity_csv
+
+    labels = ["a", "b"]
+    matrix = pd.DataFrame([[1.0, 0.5], [0.5, 1.0]], index=labels, columns=labels)
+    previous = os.umask(0o022)
+    try:
+        write_affinity_csv(matrix, tmp_path / "a.csv")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a.csv").stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]  # no temporary left
+    np.testing.assert_array_equal(read_affinity_csv(tmp_path / "a.csv"), matrix)
+
+
+def test_metric_parameters_use_sklearn_constraints():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X = np.random.RandomState(0).rand(3, 8, 8)
+    for metric, match in [
+        (MeanDifference(scale=np.inf), "'scale' parameter of MeanDifference"),
+        (MeanDifference(chunk_size=True), "'chunk_size' parameter"),
+        (FSCAffinity(weighting="area"), "'weighting' parameter of FSCAffinity"),
+        (FSCAffinity(voxel_size=0.0), "'voxel_size' parameter"),
+        (SOAPAffinity(threshold=1.0), "'threshold' parameter of SOAPAffinity"),
+        (SOAPAffinity(l_max=-1), "'l_max' parameter"),
+    ]:
+        with pytest.raises(InvalidParameterError, match=match):
+            metric(X)
+    with pytest.raises(ValueError, match="either resolution or max_shell"):
+        FSCAffinity(resolution=4.0, max_shell=2)(X)
