@@ -146,6 +146,20 @@ def test_plot_confusion_matrix():
     assert "2" in [t.get_text() for t in counts.axes[0].texts]
 
 
+def test_confusion_matrix_long_class_names_do_not_collide():
+    names = [f"a very long protein class name {i}" for i in range(6)]
+    y = np.repeat(names, 2)
+    fig = plot_confusion_matrix(y, y[::-1])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for labels in (fig.axes[0].get_xticklabels(), fig.axes[0].get_yticklabels()):
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        assert len(boxes) == 6
+        for a, b in zip(boxes, boxes[1:]):
+            assert not a.overlaps(b)
+    plt.close(fig)
+
+
 def test_plot_proximity_matrix(images):
     model, X, y = images
     fig = plot_proximity_matrix(X, y, model=model)

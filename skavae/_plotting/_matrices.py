@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 
@@ -12,9 +14,17 @@ from skavae._plotting._utils import figure_and_ax
 def _heatmap(fig, ax, table, *, cmap, fmt, colorbar_label):
     values = table.to_numpy(dtype=np.float64)
     im = ax.imshow(values, cmap=cmap, aspect="auto")
-    ax.set_xticks(np.arange(table.shape[1]), [str(c) for c in table.columns])
-    ax.set_yticks(np.arange(table.shape[0]), [str(c) for c in table.index])
+    # long class names are wrapped (at most 24 characters a line) and the
+    # column names rotated, so that neighbouring tick labels do not collide
+    columns = [textwrap.fill(str(c), 24) for c in table.columns]
+    ax.set_xticks(np.arange(table.shape[1]), columns)
+    ax.set_yticks(
+        np.arange(table.shape[0]), [textwrap.fill(str(c), 24) for c in table.index]
+    )
     ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False)
+    if max((len(str(c)) for c in table.columns), default=0) > 3:
+        for label in ax.get_xticklabels():
+            label.set(rotation=90, ha="center", va="bottom", fontsize="small")
     rgb = im.cmap(im.norm(values))[..., :3]
     dark = rgb @ np.array([0.299, 0.587, 0.114]) < 0.5  # text colour by luminance
     rows, cols = np.indices(values.shape)
