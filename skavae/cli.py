@@ -34,7 +34,7 @@ from skavae._cli._args import (
 
 _EXAMPLES = {
     "demo": """examples:
-  skavae demo                        # about 25 s on 2 CPU cores
+  skavae demo                        # about 27 s on 2 CPU cores (README.rst)
   skavae demo --out skavae-demo      # also write figures and metrics
   skavae demo --epochs 5 --n-samples 1000 --size 32   # a quicker look""",
     "simulate": """examples:
@@ -351,6 +351,9 @@ def _add_evaluate(sub):
     )
     p.add_argument("--format", choices=("csv", "parquet"), default="csv")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the results in --out"
+    )
     add_follow_symlinks(p)
     add_particle_options(p, box_default=None)
     p.add_argument(

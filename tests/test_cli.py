@@ -155,7 +155,12 @@ def test_fit_saves_a_skavae_model_file_and_the_settings_used(folders, model):
     assert list(history["epoch"]) == [1]
     latents = pd.read_csv(run / "model.latents.csv", dtype={"label": str})
     assert list(latents.columns[:3]) == ["path", "file", "label"]
-    assert {"z0", "z1", "z2", "pose0"} <= set(latents.columns)
+    model = skavae.load(run / "model.skavae")
+    names = list(model.set_output(transform="pandas").get_feature_names_out())
+    assert names == ["affinityvae0", "affinityvae1", "affinityvae2"]
+    assert [*names, "pose0"] == [
+        c for c in latents.columns if c not in latents.columns[:3]
+    ]
     assert set(latents["file"]) == {p.name for p in train.glob("*.mrc")}
     assert read_affinity_csv(run / "model.affinity.csv").shape == (8, 8)
     assert not [p for p in run.iterdir() if p.name.startswith(".tmp-")]

@@ -237,8 +237,20 @@ def encode_all(model, X, *, quiet=False, chunk=256, desc="encoding"):
     return np.concatenate(mus), np.concatenate(poses)
 
 
+def latent_columns(n):
+    """Names of the latent columns, as ``set_output(transform="pandas")`` gives.
+
+    ``AffinityVAE`` names its ``transform`` outputs ``affinityvae0``,
+    ``affinityvae1``, ... (scikit-learn's class-name prefix); the CLI's CSVs
+    use the same names so a table read back matches ``transform``'s frame.
+    """
+    from skavae import AffinityVAE
+
+    return [f"{AffinityVAE.__name__.lower()}{d}" for d in range(n)]
+
+
 def latents_frame(paths, y, mu, pose):
-    """One row per file: path, file, label, z0.., pose0.."""
+    """One row per file: path, file, label, affinityvae0.., pose0.."""
     import pandas as pd
 
     frame = pd.DataFrame(
@@ -248,8 +260,8 @@ def latents_frame(paths, y, mu, pose):
             "label": np.asarray(y).astype(str),
         }
     )
-    for d in range(mu.shape[1]):
-        frame[f"z{d}"] = mu[:, d]
+    for d, name in enumerate(latent_columns(mu.shape[1])):
+        frame[name] = mu[:, d]
     for d in range(pose.shape[1]):
         frame[f"pose{d}"] = pose[:, d]
     return frame

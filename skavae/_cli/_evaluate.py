@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -13,13 +14,16 @@ import skavae
 from skavae._cli._common import (
     CLIError,
     encode_all,
+    latent_columns,
     latents_frame,
     load_folder,
     make_dir,
     sidecar,
     use_agg_backend,
     write_json,
+    write_text,
 )
+from skavae._cli._folders import output_folder
 from skavae._cli._report import (
     evaluate_map,
     print_summary,
@@ -59,7 +63,9 @@ def _read_reference(path, latent_dims):
         frame = pd.read_csv(path, dtype={"label": str})
     except Exception as exc:
         raise CLIError(f"{path!r} is not a readable latents CSV: {exc}") from None
-    z_cols = [f"z{d}" for d in range(latent_dims)]
+    z_cols = latent_columns(latent_dims)
+    if z_cols[0] not in frame.columns and "z0" in frame.columns:
+        z_cols = [f"z{d}" for d in range(latent_dims)]  # written by older versions
     missing = [c for c in ["path", "label", *z_cols] if c not in frame.columns]
     if missing:
         raise CLIError(f"{path!r} lacks the columns {missing} of a reference map.")
@@ -119,6 +125,11 @@ def evaluate(args):
             [("--particles", args.particles), ("MODEL", args.model),
              ("--tomograms", args.tomograms), ("--reference", args.reference)],
         )  # fmt: skip
+    if os.path.exists(args.out) and not args.overwrite:
+        if star_out or not os.path.isdir(args.out) or os.listdir(args.out):
+            raise CLIError(
+                f"{args.out!r} (--out) already exists; pass --overwrite to replace it."
+            )
     model = load_model(args.model)
     if on_particles:
         shape = tuple(int(v) for v in model.input_shape_)
@@ -146,7 +157,6 @@ def evaluate(args):
         make_dir(folder)
         report_dir = None
     else:
-        make_dir(args.out)
         report_dir = args.out
     mu, pose = encode_all(model, X, quiet=args.quiet)
     Z_ref, y_ref, ref_row, ref_text = _reference(args, model, paths, y, mu, source)
@@ -176,61 +186,84 @@ def evaluate(args):
     )
     fmt = args.format
     written = []
-    if report_dir is not None:
-        written = write_tables(report_dir, res["report"], confusion, latents, soft, fmt)
+    with contextlib.ExitStack() as stack:
+        if report_dir is not None:  # written whole, then renamed into place
+            report_dir = stack.enter_context(
+                output_folder(args.out, overwrite=True, option="--out", owned=_owned)
+            )
+            if on_particles:
+                star_path = os.path.join(report_dir, "particles.star")
+        if report_dir is not None:
+            written = write_tables(
+                report_dir, res["report"], confusion, latents, soft, fmt
+            )
 
-    placement = unseen_placement(res["report"])
-    unseen_classes = sorted(set(y[~seen].tolist()))
-    metrics = {
-        "skavae_version": skavae.__version__,
-        "model": os.path.abspath(args.model),
-        "data_dir": os.path.abspath(source),
-        "n_files": len(y),
-        "reference": ref_text,
-        "seen_classes": classes,
-        "unseen_classes": unseen_classes,
-        "evaluation": res["mode"],
-        "n_seen_evaluated": int((counted & seen).sum()),
-        "n_unseen": int((~seen).sum()),
-        "knn_accuracy_seen": res["accuracy"],
-        "n_neighbors": args.n_neighbors,
-        "soft_neighbors": args.soft_neighbors,
-        "separation_score": res["report"].attrs.get("separation_score"),
-        "unseen": placement,
-    }
-    if on_particles:
-        stars = _tomo.write_star_results(
-            args, X, model, res, mu, pose, ref_row, Z_ref, y_ref, star_path
-        )
-        written += [os.path.basename(s) for s in stars]
-        metrics["particles"] = os.path.abspath(args.particles)
-        metrics["tomograms"] = os.path.abspath(args.tomograms)
-        metrics["star"] = [os.path.abspath(s) for s in stars]
-    if not args.no_figures and report_dir is not None:
-        use_agg_backend()
-        new = ~(ref_row >= 0)
-        in_data = np.flatnonzero(seen)
-        pick = in_data[0] if len(in_data) else 0
-        written += write_figures(
-            args.out,
-            model=model,
-            Z_map=np.vstack([Z_ref, mu[new]]),
-            y_map=np.concatenate([y_ref, y[new]]),
-            split=["train"] * len(Z_ref) + ["test"] * int(new.sum()),
-            seen_classes=classes,
-            y_true=y[counted],
-            y_pred=hard[counted],
-            x_traverse=X[[int(pick)]],
-            embedding=args.embedding,
-        )
-    metrics["wall_seconds"] = round(time.perf_counter() - start, 2)
-    if report_dir is not None:
-        write_json(os.path.join(report_dir, "metrics.json"), metrics)
-        written.append("metrics.json")
-    else:
-        metrics_path = sidecar(args.out, "metrics.json")
-        write_json(metrics_path, metrics)
-        written.append(os.path.basename(metrics_path))
+        placement = unseen_placement(res["report"])
+        unseen_classes = sorted(set(y[~seen].tolist()))
+        metrics = {
+            "skavae_version": skavae.__version__,
+            "model": os.path.abspath(args.model),
+            "data_dir": os.path.abspath(source),
+            "n_files": len(y),
+            "reference": ref_text,
+            "seen_classes": classes,
+            "unseen_classes": unseen_classes,
+            "evaluation": res["mode"],
+            "n_seen_evaluated": int((counted & seen).sum()),
+            "n_unseen": int((~seen).sum()),
+            "knn_accuracy_seen": res["accuracy"],
+            "n_neighbors": args.n_neighbors,
+            "soft_neighbors": args.soft_neighbors,
+            "separation_score": res["report"].attrs.get("separation_score"),
+            "unseen": placement,
+        }
+        if on_particles:
+            stars = _tomo.write_star_results(
+                args, X, model, res, mu, pose, ref_row, Z_ref, y_ref, star_path
+            )
+            written += [os.path.basename(s) for s in stars]
+            metrics["particles"] = os.path.abspath(args.particles)
+            metrics["tomograms"] = os.path.abspath(args.tomograms)
+            metrics["star"] = [
+                os.path.abspath(s).replace(
+                    os.path.abspath(report_dir), os.path.abspath(args.out)
+                )
+                if report_dir is not None
+                else os.path.abspath(s)
+                for s in stars
+            ]
+        if not args.no_figures and report_dir is not None:
+            use_agg_backend()
+            new = ~(ref_row >= 0)
+            in_data = np.flatnonzero(seen)
+            pick = in_data[0] if len(in_data) else 0
+            if not args.quiet:
+                print(
+                    "Drawing the figures (2D embedding of the latent map, "
+                    "traversals): this can take a minute...",
+                    file=sys.stderr,
+                )
+            written += write_figures(
+                report_dir,
+                model=model,
+                Z_map=np.vstack([Z_ref, mu[new]]),
+                y_map=np.concatenate([y_ref, y[new]]),
+                split=["train"] * len(Z_ref) + ["test"] * int(new.sum()),
+                seen_classes=classes,
+                y_true=y[counted],
+                y_pred=hard[counted],
+                x_traverse=X[[int(pick)]],
+                embedding=args.embedding,
+            )
+        metrics["wall_seconds"] = round(time.perf_counter() - start, 2)
+        if report_dir is not None:
+            write_json(os.path.join(report_dir, "metrics.json"), metrics)
+            write_text(os.path.join(report_dir, "README.txt"), README)
+            written += ["metrics.json", "README.txt"]
+        else:
+            metrics_path = sidecar(args.out, "metrics.json")
+            write_json(metrics_path, metrics)
+            written.append(os.path.basename(metrics_path))
 
     what = "particles" if on_particles else "files"
     print(
@@ -249,3 +282,41 @@ def evaluate(args):
     where = os.path.dirname(os.path.abspath(args.out)) if star_out else args.out
     print(f"Wrote {', '.join(written)} to {where}", file=sys.stdout)
     return 0
+
+
+def _final(path, tmp, out):
+    """Where ``path``, written under the temporary folder ``tmp``, ends up."""
+    path = os.path.abspath(path)
+    if tmp is None:
+        return path
+    return os.path.join(os.path.abspath(out), os.path.relpath(path, tmp))
+
+
+def _owned(name, is_dir):
+    """Whether an entry of --out is one `evaluate` writes (--overwrite)."""
+    suffixes = (".csv", ".parquet", ".json", ".png", ".star", ".txt")
+    return not is_dir and name.lower().endswith(suffixes)
+
+
+#: README.txt written next to the results of ``skavae evaluate``.
+README = """Results of `skavae evaluate` (see `skavae evaluate --help`).
+
+metrics.csv: one row per class (seen classes first), columns
+  seen                   whether the model was trained on the class
+  n_samples              files of the class evaluated
+  accuracy               hard-KNN accuracy (empty for unseen classes)
+  cluster_accuracy       fraction the cluster-mean rule assigns to the class
+  unknown_fraction       fraction the cluster-mean rule calls unknown (high is
+                         good for unseen classes)
+  predicted_class        most frequent hard-KNN prediction
+  predicted_fraction     its frequency (unseen: the seen class it is read as)
+  soft_probability       mean soft-KNN probability of predicted_class
+  nearest_seen_class     the seen class whose centre is nearest this class's
+  nearest_seen_distance  the Euclidean distance between the two centres
+confusion.csv: counts of true (rows) and predicted (columns) classes.
+latents.csv: one row per file: path, file, label, seen, in_reference, the
+  latent means affinityvae0.. (the names of transform with
+  set_output(transform="pandas")), pose0.., knn_prediction, knn_correct.
+soft_knn.csv: per file, the fraction of its soft neighbours in each class.
+metrics.json: the settings, the accuracy and where unseen classes land.
+"""
