@@ -1,0 +1,122 @@
+"""The CLI's files and interrupts: refusals, whole folders, Ctrl-C, configs."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from skavae.cli import main
+
+SMALL = ["--n-samples", "24", "--size", "16", "-q"]
+TINY_FIT = ["--epochs", "1", "--latent-dims", "2", "--filters", "4", "-q"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("files") / "data"
+    assert main(["simulate", "alphanumeric", str(root), *SMALL]) == 0
+    return root
+
+
+def _err(capsys):
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_ctrl_c_while_building_the_parser_exits_130(monkeypatch, capsys):
+    import skavae.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["demo"]) == 130
+    err = capsys.readouterr().err
+    assert err == "skavae: interrupted\n" and "Traceback" not in err
+
+
+def test_ctrl_c_in_exit_handlers_prints_no_traceback():
+    """A Ctrl-C that lands in an exit handler after the command ended."""
+    code = (
+        "import atexit, os, signal, sys\n"
+        "from skavae.cli import main\n"
+        "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+        "sys.argv = ['skavae', '--version']\n"
+        "sys.exit(main())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+
+
+def test_simulate_overwrite_leaves_no_stale_files(tmp_path):
+    out = tmp_path / "sim"
+    big = ["--n-samples", "100", "--size", "16", "-q"]
+    assert main(["simulate", "alphanumeric", str(out), *big]) == 0
+    assert main(["simulate", "alphanumeric", str(out), *SMALL, "--overwrite"]) == 0
+    assert len(list(out.glob("*.mrc"))) == 24
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_simulate_refuses_to_replace_a_foreign_folder(tmp_path, capsys):
+    (tmp_path / "notes.docx").write_text("mine")
+    args = ["simulate", "alphanumeric", str(tmp_path), *SMALL, "--overwrite"]
+    assert main(args) == 1
+    assert "notes.docx" in _err(capsys)
+    assert (tmp_path / "notes.docx").read_text() == "mine"
+
+
+def test_fit_refuses_a_model_inside_the_data_folder(data, capsys):
+    assert main(["fit", str(data), "-o", str(data / "model.mrc"), *TINY_FIT]) == 2
+    assert "data folder" in _err(capsys)
+    assert not (data / "model.mrc").exists()
+
+
+def test_fit_checks_the_output_is_writable_before_training(
+    data, tmp_path, monkeypatch, capsys
+):
+    import skavae._cli._fit as fit_module
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the output")
+
+    monkeypatch.setattr(fit_module.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(fit_module, "_train", no_training)
+    out = tmp_path / "ro" / "m.skavae"
+    assert main(["fit", str(data), "-o", str(out), *TINY_FIT]) == 1
+    assert str(out) in _err(capsys)
+
+
+def test_config_folder_and_seed_range(data, tmp_path, capsys):
+    assert main(["fit", str(data), "-c", str(tmp_path), *TINY_FIT]) == 2
+    assert "is a folder" in _err(capsys)
+    config = tmp_path / "c.toml"
+    config.write_text("seed = 99999999999\n")
+    assert main(["fit", str(data), "-c", str(config), *TINY_FIT]) == 2
+    assert "seed" in _err(capsys)
+
+
+def test_config_merges_top_level_keys_and_fit_table(data, tmp_path, capsys):
+    from skavae._cli._config import load_config
+
+    config = tmp_path / "c.toml"
+    config.write_text("beta = 0.5\n[fit]\nepochs = 3\n")
+    assert load_config(str(config)) == {"beta": 0.5, "epochs": 3}
+    config.write_text("epochs = 2\n[fit]\nepochs = 3\n")
+    assert main(["fit", str(data), "-c", str(config), *TINY_FIT]) == 2
+    assert "'epochs' given both" in _err(capsys)
+
+
+def test_evaluate_refuses_an_existing_out(data, tmp_path, capsys):
+    model = tmp_path / "m.skavae"
+    assert main(["fit", str(data), "-o", str(model), *TINY_FIT]) == 0
+    out = tmp_path / "res"
+    args = ["evaluate", str(model), str(data), "--out", str(out), "-q"]
+    assert main([*args, "--no-figures"]) == 0
+    assert {"metrics.csv", "README.txt", "metrics.json"} <= set(os.listdir(out))
+    assert main([*args, "--no-figures"]) == 1
+    assert "--overwrite" in _err(capsys)
+    assert main([*args, "--no-figures", "--overwrite"]) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
