@@ -26,7 +26,9 @@ from skavae._plotting._decoding import (
     plot_traversals,
 )
 from skavae._plotting._embedding import plot_embedding
+from skavae._plotting._explorer_html import write_latent_map
 from skavae._plotting._history import plot_history
+from skavae._plotting._latent_map import plot_latent_map
 from skavae._plotting._matrices import plot_confusion_matrix, plot_proximity_matrix
 
 __all__ = [
@@ -34,8 +36,10 @@ __all__ = [
     "plot_embedding",
     "plot_history",
     "plot_interpolation_grid",
+    "plot_latent_map",
     "plot_pose_sweep",
     "plot_proximity_matrix",
     "plot_reconstructions",
     "plot_traversals",
+    "write_latent_map",
 ]
