@@ -56,7 +56,14 @@ UNSEEN = ("1fdo", "3rer")
 LATENT = 8
 #: The robust recipe (see doc/user_guide/real_subtomograms.rst).
 LOWPASS = 20.0
-ROBUST = dict(latent_dims=LATENT, gamma=8.0, beta=0.1, augment=True, max_epochs=30)
+ROBUST = dict(
+    latent_dims=LATENT,
+    gamma=8.0,
+    beta=0.1,
+    augment=True,
+    max_epochs=30,
+    learning_rate_schedule="cosine",
+)
 DEFAULT = dict(latent_dims=LATENT, max_epochs=15)
 
 ROWS = {

@@ -116,6 +116,9 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         Samples per optimiser step. Batches have nearly equal sizes, at least 2.
     learning_rate : float, default=1e-3
         Adam learning rate.
+    learning_rate_schedule : {"constant", "cosine"}, default="constant"
+        ``"cosine"`` anneals it per epoch towards 0 over each ``fit``'s
+        ``max_epochs`` (resumes continue it; ``partial_fit`` keeps it constant).
     max_grad_norm : float or None, default=None
         Clip the global gradient norm of every step to this value (a guard
         against rare exploding steps); None does not clip.
@@ -286,6 +289,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         "max_epochs": [Count(1)],
         "batch_size": [Count(2)],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_schedule": [StrOptions({"constant", "cosine"})],
         "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
         "precision": [StrOptions({"float32", "bf16"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
@@ -324,6 +328,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         max_epochs=30,
         batch_size=64,
         learning_rate=1e-3,
+        learning_rate_schedule="constant",
         max_grad_norm=None,
         precision="float32",
         validation_fraction=0.1,
@@ -358,6 +363,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.max_grad_norm = max_grad_norm
         self.precision = precision
         self.validation_fraction = validation_fraction
@@ -500,10 +506,8 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         if resume is not None:
             module.load_state_dict(resume.module)
         optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
-        if self._optimizer_state is not None:
+        if self._optimizer_state is not None:  # train() sets each epoch's lr
             optimizer.load_state_dict(self._optimizer_state)
-            for group in optimizer.param_groups:
-                group["lr"] = self.learning_rate
 
         gen = torch.Generator().manual_seed(seed)
         noise = torch.Generator(device=device).manual_seed(seed + 1)
@@ -513,6 +517,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         if n_val < 2 or n - n_val < 2:
             n_val = 0
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        config.cosine_offset = self.n_iter_
         if resume is not None:
             gen.set_state(resume.shuffle_rng)
             noise.set_state(resume.noise_rng.to(noise.device))

@@ -202,6 +202,9 @@ class TrainConfig:
     gamma_factor: Callable[[int], float] = field(default=lambda epoch: 1.0)
     verbose: int = 0
     augment: list = field(default_factory=list)
+    learning_rate: float = 1e-3
+    cosine_epochs: int | None = None
+    cosine_offset: int = 0
 
     @classmethod
     def from_params(cls, params, spatial, *, partial):
@@ -239,7 +242,23 @@ class TrainConfig:
             gamma_factor=schedules["gamma_schedule"],
             verbose=params["verbose"],
             augment=augment,
+            learning_rate=params["learning_rate"],
+            cosine_epochs=(
+                params["max_epochs"]
+                if params["learning_rate_schedule"] == "cosine" and not partial
+                else None
+            ),
         )
+
+    def step_size(self, epoch):
+        """Learning rate of the 1-based ``epoch``: constant, or a cosine from
+        ``learning_rate`` towards 0 over the ``cosine_epochs`` epochs that
+        follow ``cosine_offset`` (the epochs before this fit)."""
+        if self.cosine_epochs is None:
+            return self.learning_rate
+        n = self.cosine_epochs
+        k = min(max(epoch - 1 - self.cosine_offset, 0), n)
+        return self.learning_rate * 0.5 * (1 + math.cos(math.pi * k / n))
 
     def weights(self, epoch):
         """Effective (beta, gamma) of the 1-based ``epoch``."""
@@ -394,6 +413,8 @@ def train(
             start = time.perf_counter()
             batches = make_batches(train_idx, batch_size, generator)
             beta, gamma = config.weights(epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = config.step_size(epoch)
             terms, pose_sum, pose_sq, count = _train_epoch(
                 module,
                 optimizer,

@@ -305,3 +305,15 @@ def test_fit_restores_the_sigterm_handler():
         assert signal.getsignal(signal.SIGTERM) is handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_resumed_cosine_schedule_continues_where_it_stopped(tmp_path):
+    params = {**PARAMS, "learning_rate_schedule": "cosine", "checkpoint_every": 1}
+    reference = AffinityVAE(**params).fit(X)
+    AffinityVAE(**params, checkpoint_dir=tmp_path).fit(X)
+    # as if killed after epoch 5: the newest checkpoint is gone
+    (tmp_path / "checkpoint-000006.pt").unlink()
+    resumed = AffinityVAE(**params, checkpoint_dir=tmp_path).fit(X)
+    assert resumed.n_iter_ == 6
+    for k, v in reference.module_.state_dict().items():
+        assert torch.equal(resumed.module_.state_dict()[k], v), k

@@ -628,3 +628,36 @@ def test_reconstruction_score_is_comparable_across_beta():
 def test_parameters_are_keyword_only():
     with pytest.raises(TypeError):
         AffinityVAE(4)
+
+
+def _learning_rates(monkeypatch, fit, X):
+    """The learning rate of every optimiser step of ``fit(X)``."""
+    rates, original = [], torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.optim.Adam, "step", step)
+        fit(X)
+    return np.array(rates)
+
+
+def test_cosine_learning_rate_schedule_per_epoch(monkeypatch):
+    params = {**FAST, "max_epochs": 4, "validation_fraction": 0.0}
+    steps = -(-len(X2D) // FAST["batch_size"])  # optimiser steps per epoch
+    constant = _learning_rates(monkeypatch, AffinityVAE(**params).fit, X2D)
+    np.testing.assert_array_equal(constant, np.full(4 * steps, 1e-3))
+    model = AffinityVAE(**params, learning_rate=2e-3, learning_rate_schedule="cosine")
+    cosine = _learning_rates(monkeypatch, model.fit, X2D)
+    per_epoch = 2e-3 * 0.5 * (1 + np.cos(np.pi * np.arange(4) / 4))
+    np.testing.assert_allclose(cosine, np.repeat(per_epoch, steps), rtol=1e-12)
+    # a warm-started fit anneals over its own max_epochs again, from the top
+    model.set_params(warm_start=True, max_epochs=2)
+    again = _learning_rates(monkeypatch, model.fit, X2D)
+    np.testing.assert_allclose(again, np.repeat([2e-3, 1e-3], steps), rtol=1e-12)
+    assert model.n_iter_ == 6
+    # partial_fit keeps the learning rate constant
+    model = AffinityVAE(**FAST, learning_rate_schedule="cosine")
+    assert set(_learning_rates(monkeypatch, model.partial_fit, X2D)) == {1e-3}

@@ -108,6 +108,11 @@ SETTINGS = {
         1e-3,
         "Adam learning rate",
     ),
+    "learning_rate_schedule": (
+        _choice(("constant", "cosine")),
+        "constant",
+        "learning rate per epoch: constant, or cosine annealing towards 0",
+    ),
     "filters": (_filters, [8, 16, 32, 64], "encoder channels per stage"),
     "validation_fraction": (
         lambda v: _number(v, 0.0, 1.0),

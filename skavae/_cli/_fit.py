@@ -160,6 +160,7 @@ def fit(args):
         max_epochs=s["epochs"],
         batch_size=s["batch_size"],
         learning_rate=s["learning_rate"],
+        learning_rate_schedule=s["learning_rate_schedule"],
         validation_fraction=s["validation_fraction"],
         n_iter_no_change=s["patience"],
         decoder=s["decoder"],
