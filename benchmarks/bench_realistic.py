@@ -62,7 +62,6 @@ ROBUST = dict(
     beta=0.1,
     augment=True,
     max_epochs=30,
-    learning_rate_schedule="cosine",
 )
 DEFAULT = dict(latent_dims=LATENT, max_epochs=15)
 
