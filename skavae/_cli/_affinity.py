@@ -19,6 +19,14 @@ HELP = (
     "from sampled class members (or templates).",
 )
 
+EXAMPLES = """examples:
+  skavae affinity train/ --metric fsc -o affinity.csv
+  skavae affinity train/templates/ --metric soap -o affinity.csv
+
+labels come from file names (<label>_<id>.mrc); up to --n-per-class files of
+each class are compared, so a folder of one template per class gives the
+template affinities."""
+
 
 def add_arguments(p):
     """The options of ``skavae affinity``."""
@@ -35,7 +43,6 @@ def add_arguments(p):
     )
     add_follow_symlinks(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func="affinity")
 
 
 def run(args):

@@ -11,6 +11,12 @@ import numpy as np
 import pandas as pd
 
 import skavae
+from skavae._cli._args import (
+    add_follow_symlinks,
+    add_particle_options,
+    fraction,
+    positive_int,
+)
 from skavae._cli._common import (
     CLIError,
     encode_all,
@@ -31,6 +37,83 @@ from skavae._cli._report import (
     write_figures,
     write_tables,
 )
+
+HELP = (
+    "latents, KNN results and figures of a .mrc folder",
+    "Encode a labelled .mrc folder with a model from `skavae fit`; classify "
+    "seen classes by KNN against the training latents and place unseen ones.",
+)
+
+EXAMPLES = """examples:
+  skavae evaluate model.skavae test/ --out results/
+  skavae evaluate model.skavae test/ --embedding pca --no-figures
+  skavae evaluate run/model.skavae --particles tomos/tomo_001.star \
+      --tomograms tomos/ --out results/classified.star --split-by-class
+
+writes latents.csv (file, label, seen, latents, pose, KNN prediction),
+soft_knn.csv, metrics.csv (per class), confusion.csv, metrics.json and the
+figures embedding.png, confusion_matrix.png, traversals.png, history.png.
+Classes the model was not trained on are reported as unseen (the seen class
+they are placed next to), not as errors.
+with --particles, --out may be a .star file: the input rows with the predicted
+rlnClassNumber (1-based, in the model's class order), skavaeClassName,
+skavaeProbability (soft KNN), skavaeUnknown (1: farther from the training map
+than --unknown-quantile of its own spacing) and skavaeLatent01.., next to it
+<stem>.metrics.json; with a folder, DIR/particles.star and the usual files."""
+
+
+def add_arguments(p):
+    """The options of ``skavae evaluate``."""
+    from skavae._cli._report import EMBEDDINGS
+
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        nargs="?",
+        help="folder of .mrc files (or give --particles and --tomograms)",
+    )
+    p.add_argument(
+        "--out",
+        default="skavae-evaluation",
+        metavar="DIR",
+        help="folder of the results; with --particles also a .star file",
+    )
+    p.add_argument(
+        "--reference",
+        metavar="CSV",
+        help="reference latents (default: MODEL-stem.latents.csv from `fit`; "
+        "without it, the seen-class files of DATA_DIR, cross-validated)",
+    )
+    p.add_argument("--n-neighbors", type=positive_int, default=5, metavar="K")
+    p.add_argument("--soft-neighbors", type=positive_int, default=100, metavar="K")
+    p.add_argument(
+        "--embedding",
+        choices=EMBEDDINGS,
+        default="auto",
+        help="auto: UMAP for images, t-SNE for volumes",
+    )
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the results in --out"
+    )
+    add_follow_symlinks(p)
+    add_particle_options(p, box_default=None)
+    p.add_argument(
+        "--split-by-class",
+        action="store_true",
+        help="with --particles, also one .star per predicted class",
+    )
+    p.add_argument(
+        "--unknown-quantile",
+        type=fraction,
+        default=0.99,
+        metavar="Q",
+        help="flag particles farther from the training map than this quantile "
+        "of its nearest-neighbour distances (default 0.99)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def load_model(path):
@@ -100,7 +183,7 @@ def _reference(args, model, paths, y, mu, source=None):
     )
 
 
-def evaluate(args):
+def run(args):
     """Encode DATA_DIR with MODEL; write latents, KNN results, metrics, figures."""
     from skavae.evaluation import seen_unseen_confusion
 

@@ -11,6 +11,11 @@ import warnings
 import numpy as np
 
 import skavae
+from skavae._cli._args import (
+    add_follow_symlinks,
+    add_particle_options,
+    setting,
+)
 from skavae._cli._common import (
     CLIError,
     UsageError,
@@ -27,6 +32,68 @@ from skavae._cli._common import (
 )
 from skavae._cli._config import resolve, to_toml
 from skavae._persistence import save_model
+
+HELP = (
+    "train an affinity-VAE on a .mrc folder and save it",
+    "Train an AffinityVAE on a folder of .mrc files (labels from file names), "
+    "or on the subtomograms of a particle list (--particles, --tomograms), "
+    "with a progress bar, and save it as a skavae model file (skavae.load "
+    "reads it; it holds no pickle, so loading it never runs code).",
+)
+
+EXAMPLES = """examples:
+  skavae fit train/ --affinity train/affinity.csv -o model.skavae
+  skavae fit train/ --metric fsc --latent-dims 8 --beta 1 --gamma 2 --epochs 30
+  skavae fit train/ --config settings.toml --epochs 50   # options override it
+  skavae fit --particles tomos/tomo_000.star --tomograms tomos/ --box 32 \
+      --affinity tomos/affinity.csv -o run/model.skavae
+
+with --particles (RELION/Warp .star, Dynamo .tbl or CSV) the subtomograms are
+cut from the tomograms on the fly, labels come from the class column
+(skavaeClassName, else rlnClassNumber; --label-column to choose) and known
+tilt ranges turn on the wedge-aware loss.
+settings come from the command line, then --config (TOML: `epochs = 30`,
+`filters = [8, 16, 32]`, ... named like the options), then the defaults.
+Next to MODEL (e.g. run/model.skavae) it writes run/model.toml (the settings
+used, reusable with --config), run/model.history.csv, run/model.affinity.csv
+and run/model.latents.csv (the training latents: the reference map of
+`skavae evaluate`). Ctrl-C stops training, saves the model of the last
+complete epoch and exits with code 130."""
+
+
+def add_arguments(p):
+    """The options of ``skavae fit``."""
+    from skavae._cli._config import SETTINGS
+
+    p.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        nargs="?",
+        help="folder of .mrc files (or give --particles and --tomograms)",
+    )
+    p.add_argument("-c", "--config", metavar="TOML", help="settings file (TOML)")
+    group = p.add_mutually_exclusive_group()
+    for name, (_, default, text) in SETTINGS.items():
+        flags = ["-o"] if name == "output" else []
+        flags.append("--" + name.replace("_", "-"))
+        target = group if name in ("affinity", "metric") else p
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        metavar = {"output": "MODEL", "affinity": "CSV"}.get(name, name.upper())
+        if name == "metric":
+            metavar = "{fsc,soap,mean-difference,none}"
+        target.add_argument(
+            *flags,
+            dest=name,
+            type=setting(name),
+            default=None,
+            metavar=metavar,
+            help=text if default is None else f"{text} (default: {shown})",
+        )
+    p.add_argument("--overwrite", action="store_true", help="replace MODEL")
+    add_follow_symlinks(p)
+    add_particle_options(p, box_default=32)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
 
 INTERRUPTED = 130  # exit code after Ctrl-C (128 + SIGINT), as shells use
 TERMINATED = 143  # exit code after SIGTERM (128 + 15): saved, then stopped
@@ -81,7 +148,7 @@ def _train(vae, data, y, **fit_params):
     return vae.stopped_reason_
 
 
-def fit(args):
+def run(args):
     """Train an AffinityVAE on DATA_DIR; write the model and its sidecars."""
     from skavae import AffinityVAE
 

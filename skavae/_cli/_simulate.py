@@ -7,6 +7,12 @@ import time
 
 import numpy as np
 
+from skavae._cli._args import (
+    positive_float,
+    positive_int,
+    seed,
+    shape,
+)
 from skavae._cli._common import (
     CLIError,
     UsageError,
@@ -17,6 +23,108 @@ from skavae._cli._folders import output_folder
 
 #: Default affinity metric of each generated data set (mean-difference suits
 #: the clean binary-like character images, FSC the volumes).
+HELP = (
+    "write a labelled .mrc folder of generated objects",
+    "Generate rotated characters (2D), tetraminos (3D) or density maps of "
+    "protein structures (3D) and write one .mrc file per object.",
+)
+
+EXAMPLES = """examples:
+  skavae simulate alphanumeric train/ --classes seen --n-samples 2000
+  skavae simulate alphanumeric test/ --classes all --n-samples 600 --seed 1
+  skavae simulate tetraminos tetra/ --n-samples 500 --size 32
+  skavae simulate proteins maps/ --classes 1ake,4ake,1hvr --n-samples 90
+  skavae simulate tomogram tomos/ --n-tomograms 2 --shape 64,128,128 --n-particles 30
+
+writes OUT_DIR/<label>_<index>.mrc, OUT_DIR/templates/ (one object per class),
+OUT_DIR/info.csv (angles, shifts, ... per file) and OUT_DIR/affinity.csv (the
+class-level affinity of the templates). `simulate tomogram` writes
+OUT_DIR/tomo_000.mrc, ... (molecules of the shipped structures at random
+positions and orientations, CTF, missing wedge and noise; voxel size 10 Å by
+default), the ground truth OUT_DIR/tomo_000.star, ... (RELION columns: position,
+ZYZ angles, class) and OUT_DIR/particles.star (all), templates/ and
+affinity.csv."""
+
+
+def add_arguments(p):
+    """The options of ``skavae simulate``."""
+    p.add_argument(
+        "dataset", choices=("alphanumeric", "tetraminos", "proteins", "tomogram")
+    )
+    p.add_argument("out_dir", metavar="OUT_DIR", help="folder to write")
+    p.add_argument(
+        "--n-samples",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="objects to write (not for tomogram: see --n-particles)",
+    )
+    p.add_argument(
+        "--size",
+        type=positive_int,
+        help="image/volume side (voxels); tomogram: the box of the templates "
+        "and of the SNR (default 32)",
+    )
+    p.add_argument(
+        "--classes",
+        metavar="SET",
+        help="seen, unseen, all, or a comma-separated list (characters, shapes "
+        "or PDB ids); default: the seen set (all 12 structures for proteins)",
+    )
+    p.add_argument(
+        "--metric",
+        choices=("fsc", "soap", "mean-difference"),
+        help="affinity metric of affinity.csv (default: mean-difference for "
+        "alphanumeric, fsc for volumes)",
+    )
+    p.add_argument(
+        "--voxel-size",
+        type=positive_float,
+        metavar="A",
+        help="voxel size in angstroms (default 1; proteins: 2.5; tomogram: 10)",
+    )
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    t = p.add_argument_group("tomogram (only with the dataset `tomogram`)")
+    t.add_argument(
+        "--shape",
+        type=shape,
+        default=None,
+        metavar="NZ,NY,NX",
+        help="tomogram size in voxels (default 128,256,256)",
+    )
+    t.add_argument(
+        "--n-particles",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="molecules per tomogram (default 100)",
+    )
+    t.add_argument(
+        "--n-tomograms",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="tomograms to write, seeds SEED, SEED+1, ... (default 1)",
+    )
+    t.add_argument(
+        "--snr",
+        type=positive_float,
+        default=None,
+        help="SNR of the SIZE-voxel subtomograms (default 0.5)",
+    )
+    t.add_argument(
+        "--tilt-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("MIN", "MAX"),
+        help="tilt range in degrees (default -60 60)",
+    )
+    t.add_argument("--no-ctf", action="store_true", default=None, help="no CTF")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
 DEFAULT_METRIC = {
     "alphanumeric": "mean-difference",
     "tetraminos": "fsc",
@@ -118,3 +226,33 @@ def _write(args, out, X, y, info, templates):
     matrix = class_affinity_matrix(metric=make_metric(metric_name), templates=templates)
     write_affinity_csv(matrix, os.path.join(out, "affinity.csv"))
     return paths, labels, metric_name
+
+
+def run(args):
+    """Write a labelled .mrc folder, or tomograms with their particle lists."""
+    _tomogram_defaults(args)
+    if args.dataset == "tomogram":
+        from skavae._cli._tomo import simulate_tomogram
+
+        return simulate_tomogram(args)
+    return simulate(args)
+
+
+_TOMOGRAM_DEFAULTS = {
+    "shape": (128, 256, 256),
+    "n_particles": 100,
+    "n_tomograms": 1,
+    "snr": 0.5,
+    "tilt_range": (-60.0, 60.0),
+    "no_ctf": False,
+}
+
+
+def _tomogram_defaults(args):
+    """Defaults of the tomogram options; a UsageError when given elsewhere."""
+    for name, default in _TOMOGRAM_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+        elif args.dataset != "tomogram":
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} applies to `simulate tomogram` only.")

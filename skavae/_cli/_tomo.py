@@ -4,13 +4,12 @@ particle-list input and STAR output of ``fit`` and ``evaluate``."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 import warnings
 
 import numpy as np
 
-from skavae._cli._common import CLIError, UsageError, make_dir, progress, write_table
+from skavae._cli._common import CLIError, UsageError, make_dir, progress
 
 
 # ------------------------------------------------------------------- helpers
@@ -272,53 +271,3 @@ def _readme(args, shape, voxel, box, labels, names):
         "templates/: each structure unrotated, centred on voxel box // 2.\n"
         "affinity.csv: FSC affinity of the templates (for `skavae fit --affinity`).\n"
     )
-
-
-# ------------------------------------------------------------------- extract
-def extract(args):
-    """Cut the particles of a list out of tomograms into a folder of .mrc files."""
-    from skavae.io import write_particles
-    from skavae.io._extract import write_subtomograms
-
-    start = time.perf_counter()
-    out = args.output
-    check_not_input(
-        out, "-o", [("PARTICLES", args.particles), ("TOMOGRAMS", args.tomograms)]
-    )
-    stack = load_particles(args, args.box)
-    labels = particle_labels(stack, args.label_column, required=False)
-    make_dir(out, "-o")
-    star = os.path.join(out, "particles.star")
-    check_not_input(star, "-o", [("PARTICLES", args.particles)])
-    with progress(
-        desc="extracting", total=len(stack), unit="particle", quiet=args.quiet
-    ) as bar:
-        try:
-            paths = write_subtomograms(
-                stack, out, labels=labels, overwrite=args.overwrite, progress=bar.update
-            )
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
-    try:
-        write_particles(
-            star,
-            stack.particles,
-            columns={"skavaeSubtomogram": [os.path.basename(p) for p in paths]},
-            overwrite=True,
-        )
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    if len(stack.dropped):
-        dropped = stack.dropped.drop(columns=[], errors="ignore").copy()
-        dropped.insert(0, "row", [int(i) + 1 for i in dropped.index])
-        write_table(os.path.join(out, "dropped.csv"), dropped)
-    voxel = stack.voxel_size
-    print(
-        f"Wrote {len(paths)} subtomograms ({args.box}^3 voxels"
-        f"{f' at {voxel:g} Å' if np.isfinite(voxel) else ''}) of {args.particles} "
-        f"to {os.path.join(out, '')} with particles.star"
-        f"{' and dropped.csv' if len(stack.dropped) else ''} in "
-        f"{time.perf_counter() - start:.1f} s.",
-        file=sys.stdout,
-    )
-    return 0
