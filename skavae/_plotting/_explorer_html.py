@@ -52,7 +52,9 @@ function skavaePicture(kind, row) {
 function skavaeRows(event) {
   var rows = [];
   if (!event || !event.points) { return rows; }
-  event.points.forEach(function (p) { rows.push(p.customdata); });
+  event.points.forEach(function (p) {  // training-map points have no row
+    if (typeof p.customdata === 'number') { rows.push(p.customdata); }
+  });
   rows.sort(function (a, b) { return a - b; });
   return rows.filter(function (v, i) { return i === 0 || rows[i - 1] !== v; });
 }

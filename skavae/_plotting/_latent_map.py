@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import tempfile
 import warnings
 
 import numpy as np
@@ -20,6 +18,7 @@ from sklearn.utils import check_random_state
 
 from skavae._evaluation._latents import check_labels, latents_of
 from skavae._plotting._embedding import embed_2d
+from skavae._plotting._map_export import export_data
 from skavae._plotting._utils import PROJECTIONS, as_images
 
 #: Default most objects carrying a hover thumbnail and a decoded image. Each
@@ -85,74 +84,6 @@ def png_base64(images, size):
     return out
 
 
-def _star_value(value):
-    text = str(value)
-    if text == "" or any(ch.isspace() for ch in text):
-        return '"' + text.replace('"', "'") + '"'
-    return text
-
-
-def _star_lines(frame):
-    """``(header, rows)`` of a one-block RELION STAR table."""
-    header = ["", "data_particles", "", "loop_"]
-    header += [f"_{c} #{i + 1}" for i, c in enumerate(frame.columns)]
-    cols = []
-    for c in frame.columns:
-        v = frame[c].to_numpy()
-        if v.dtype.kind == "f":
-            cols.append([f"{x:.6g}" for x in v])
-        else:
-            cols.append([_star_value(x) for x in v])
-    rows = [" ".join(r) for r in zip(*cols)]
-    return "\n".join(header) + "\n", rows
-
-
-def _particle_star_lines(particles, predictions, unknown, Z):
-    """STAR text of the particle rows split into (prefix, rows, suffix).
-
-    Written with :func:`skavae.io.write_particles` (the input rows with their
-    columns, optics blocks and the results), then cut at the particle loop's
-    rows so that the browser can keep the selected ones.
-    """
-    from skavae.io import write_particles
-
-    folder = tempfile.mkdtemp(prefix="skavae-map-")
-    path = os.path.join(folder, "rows.star")
-    try:
-        write_particles(
-            path,
-            particles,
-            predictions=predictions,
-            unknown=unknown,
-            latents=Z,
-        )
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
-    finally:
-        if os.path.exists(path):
-            os.remove(path)
-        os.rmdir(folder)
-    n = len(particles)
-    for start, line in enumerate(lines):  # noqa: B007 (used below)
-        if line.strip() == "data_particles":
-            break
-    else:
-        start = 0
-    k = start + 1
-    while k < len(lines) and not lines[k].strip().startswith("loop_"):
-        k += 1
-    k += 1
-    while k < len(lines) and (lines[k].startswith("_") or not lines[k].strip()):
-        k += 1
-    rows = lines[k : k + n]
-    if len(rows) != n or any(not r.strip() for r in rows):
-        raise ValueError(
-            "particles: could not lay out the particle rows as a STAR loop "
-            f"({len(rows)} rows for {n} particles)."
-        )
-    return "\n".join(lines[:k]) + "\n", rows, "\n".join(lines[k + n :])
-
-
 def _categories(values):
     found = list(pd.unique(pd.Series(values)))
     try:
@@ -177,10 +108,56 @@ def _colourings(y, predictions, unknown, unknown_label):
     return out
 
 
-def _colour_of(category, i, unknown_label):
-    if str(category) in (str(unknown_label), "unknown"):
-        return UNKNOWN_COLOUR
-    return PALETTE[i % len(PALETTE)]
+def _colour_map(label_sets, unknown_label):
+    """One colour per category name, shared by every colouring and the
+    training map (class ``a`` and the prediction ``a`` look alike)."""
+    names = [str(v) for s in label_sets if s is not None for v in np.asarray(s)]
+    unknowns = (str(unknown_label), "unknown")
+    names = [c for c in _categories(names) if c not in unknowns]
+    colours = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(names)}
+    colours.update({u: UNKNOWN_COLOUR for u in unknowns})
+    colours.setdefault("known", PALETTE[0])
+    return colours
+
+
+def _check_reference(reference, n_dims):
+    """``(Z_ref, y_ref)`` of the training map, or ``(None, None)``."""
+    if reference is None:
+        return None, None
+    if not isinstance(reference, (tuple, list)) or len(reference) != 2:
+        raise ValueError(
+            "reference must be a pair (Z_ref, y_ref) of training latents and "
+            f"labels; got {type(reference).__name__}."
+        )
+    Z_ref = latents_of(reference[0], None, name="reference latents")
+    if Z_ref.shape[1] != n_dims:
+        raise ValueError(
+            f"reference latents have {Z_ref.shape[1]} dimensions but the map has "
+            f"{n_dims}."
+        )
+    return Z_ref, np.asarray(check_labels(np.asarray(reference[1]), len(Z_ref)))
+
+
+def _add_reference(fig, go, E_ref, y_ref, colours, marker_size):
+    """The training map: one faded, unselectable trace per class."""
+    labels = np.asarray(y_ref).astype(str)
+    for cat in _categories(labels):
+        mask = labels == cat
+        fig.add_trace(
+            go.Scatter(
+                x=E_ref[mask, 0],
+                y=E_ref[mask, 1],
+                mode="markers",
+                name=f"{cat} (training)",
+                legendgroup="training",
+                marker={
+                    "size": max(2.0, 0.6 * marker_size),
+                    "color": colours.get(cat, PALETTE[0]),
+                    "opacity": 0.3,
+                },
+                hoverinfo="skip",
+            )
+        )
 
 
 def _check_per_row(values, n, name):
@@ -200,6 +177,8 @@ def plot_latent_map(
     thumbnails=True,
     decoded=True,
     particles=None,
+    latents=None,
+    reference=None,
     projection="slice",
     thumbnail_size=64,
     max_thumbnails=MAX_THUMBNAILS,
@@ -248,6 +227,14 @@ def plot_latent_map(
         STAR export then writes the selected original rows with the results
         (:func:`skavae.io.write_particles`). Otherwise: index, label,
         prediction, unknown and latent columns.
+    latents : array-like of shape (n_samples, n_dims) or None, default=None
+        The latents of ``X`` when already computed (e.g. by ``model.encode``);
+        ``model`` then only pictures and decodes.
+    reference : (Z_ref, y_ref) or None, default=None
+        The training map: latents of shape (n_ref, n_dims) and their labels,
+        embedded together with ``X`` and drawn under its points as faded
+        markers coloured by class in every colouring (``"<label> (training)"``
+        in the legend); they are not hovered, selected or exported.
     projection : {"slice", "max", "mean"}, default="slice"
         How volumes are pictured.
     thumbnail_size : int, default=64
@@ -301,8 +288,13 @@ def plot_latent_map(
     if max_thumbnails < 0:
         raise ValueError(f"max_thumbnails must be >= 0; got {max_thumbnails}.")
     rng = check_random_state(random_state)
-    Z = latents_of(X, model)
+    Z = latents_of(
+        X if latents is None else latents, model if latents is None else None
+    )
     n = len(Z)
+    if latents is not None and hasattr(X, "__len__") and len(X) != n:
+        raise ValueError(f"latents has {n} rows but X has {len(X)} objects.")
+    Z_ref, y_ref = _check_reference(reference, Z.shape[1])
     y = _check_per_row(y, n, "y")
     predictions = _check_per_row(predictions, n, "predictions")
     if unknown is None and predictions is not None:
@@ -315,7 +307,11 @@ def plot_latent_map(
                 f"particles must be a DataFrame of one row per sample ({n}); got "
                 f"{len(particles) if hasattr(particles, '__len__') else particles!r}."
             )
-    E = embed_2d(Z, method, rng)
+    if Z_ref is None:
+        E = embed_2d(Z, method, rng)
+    else:  # one embedding of the training map and the objects together
+        E_all = embed_2d(np.vstack([Z_ref, Z]), method, rng)
+        E_ref, E = E_all[: len(Z_ref)], E_all[len(Z_ref) :]
 
     shown = np.zeros(0, dtype=int)
     has_pictures = thumbnails is not False and thumbnails is not None
@@ -364,12 +360,16 @@ def plot_latent_map(
     for name, labels, _ in colourings:
         if name != "all":
             hover = [f"{h}<br>{name}: {v}" for h, v in zip(hover, labels)]
+    colours = _colour_map([y, predictions, y_ref], unknown_label)
     fig = go.Figure()
+    if Z_ref is not None:  # under the objects, in every colouring
+        _add_reference(fig, go, E_ref, y_ref, colours, marker_size)
+    n_base = len(fig.data)
     groups = []
     for g, (name, labels, cats) in enumerate(colourings):
         start = len(fig.data)
         labels = np.asarray(labels).astype(str)
-        for i, cat in enumerate(cats or ["all"]):
+        for cat in cats or ["all"]:
             mask = np.flatnonzero(labels == str(cat)) if cats else np.arange(n)
             fig.add_trace(
                 go.Scatter(
@@ -381,7 +381,7 @@ def plot_latent_map(
                     visible=g == 0,
                     marker={
                         "size": marker_size,
-                        "color": _colour_of(cat, i, unknown_label),
+                        "color": colours.get(str(cat), PALETTE[0]),
                     },
                     customdata=mask,
                     hovertext=[hover[k] for k in mask],
@@ -391,7 +391,7 @@ def plot_latent_map(
         groups.append((name, start, len(fig.data)))
     buttons = []
     for name, a, b in groups:
-        visible = [a <= t < b for t in range(len(fig.data))]
+        visible = [t < n_base or a <= t < b for t in range(len(fig.data))]
         buttons.append(
             {
                 "label": f"colour by {name}",
@@ -400,8 +400,9 @@ def plot_latent_map(
             }
         )
     names = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PC", "none": "z"}
+    on = "" if Z_ref is None else f" on a training map of {len(Z_ref)}"
     fig.update_layout(
-        title={"text": f"Latent map ({n} objects, {names[method]})"},
+        title={"text": f"Latent map ({n} objects{on}, {names[method]})"},
         xaxis_title=f"{names[method]} 1",
         yaxis_title=f"{names[method]} 2",
         dragmode="lasso",
@@ -426,58 +427,8 @@ def plot_latent_map(
         ),
     )
     fig.layout.meta = {
-        "skavae": _export_data(
+        "skavae": export_data(
             E, Z, y, predictions, unknown, particles, shown, thumbs, decodes
         )
     }
     return fig
-
-
-def _export_data(E, Z, y, predictions, unknown, particles, shown, thumbs, decodes):
-    """Pictures and the CSV / STAR rows of every sample, for the page's JS."""
-    n = len(Z)
-    table = pd.DataFrame({"index": np.arange(n), "map_x": E[:, 0], "map_y": E[:, 1]})
-    for name, values in (("label", y), ("prediction", predictions)):
-        if values is not None:
-            table[name] = np.asarray(values).astype(str)
-    if unknown is not None:
-        table["unknown"] = np.asarray(unknown).astype(int)
-    for d in range(Z.shape[1]):
-        table[f"z{d}"] = Z[:, d]
-    csv = table
-    if particles is not None:
-        csv = pd.concat([particles.reset_index(drop=True), table], axis=1)
-    csv_lines = csv.to_csv(index=False, float_format="%.6g", lineterminator="\n")
-    csv_lines = csv_lines.rstrip("\n").split("\n")
-    if particles is not None:
-        star_head, star_rows, star_tail = _particle_star_lines(
-            particles,
-            None if predictions is None else np.asarray(predictions).astype(str),
-            unknown,
-            Z,
-        )
-    else:
-        star = table.drop(columns=["map_x", "map_y"]).rename(
-            columns={
-                "index": "skavaeIndex",
-                "label": "skavaeLabel",
-                "prediction": "skavaeClassName",
-                "unknown": "skavaeUnknown",
-                **{f"z{d}": f"skavaeLatent{d + 1:02d}" for d in range(Z.shape[1])},
-            }
-        )
-        star_head, star_rows = _star_lines(star)
-        star_tail = ""
-    pics = {int(k): i for i, k in enumerate(shown)}
-    return {
-        "n": n,
-        "shown": [int(k) for k in shown],
-        "thumbs": list(thumbs),
-        "decoded": list(decodes),
-        "pic_of": [pics.get(k, -1) for k in range(n)] if len(shown) else [],
-        "csv_header": csv_lines[0],
-        "csv_rows": csv_lines[1:],
-        "star_head": star_head,
-        "star_rows": star_rows,
-        "star_tail": star_tail,
-    }
