@@ -21,7 +21,7 @@ import argparse
 import sys
 
 import skavae
-from skavae._cli import _affinity, _demo, _evaluate, _extract, _fit, _simulate
+from skavae._cli import _affinity, _demo, _evaluate, _explore, _extract, _fit, _simulate
 
 COMMANDS = {
     "demo": _demo,
@@ -30,6 +30,7 @@ COMMANDS = {
     "extract": _extract,
     "fit": _fit,
     "evaluate": _evaluate,
+    "explore": _explore,
 }
 
 

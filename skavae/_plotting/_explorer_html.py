@@ -11,9 +11,10 @@ _STYLE = """
 body { font-family: sans-serif; margin: 0; display: flex; }
 #skavae-main { flex: 1 1 auto; min-width: 0; }
 #skavae-side { flex: 0 0 260px; padding: 10px; border-left: 1px solid #ddd;
-  font-size: 13px; }
+  font-size: 13px; order: 2; }
 #skavae-side img { width: 112px; height: 112px; image-rendering: pixelated;
   border: 1px solid #ccc; background: #000; }
+#skavae-side img:not([src]), #skavae-side img[src=""] { visibility: hidden; }
 #skavae-side button { margin: 2px 0; width: 100%; }
 .skavae-pair { display: flex; gap: 6px; }
 .skavae-pair div { text-align: center; }
@@ -131,7 +132,9 @@ def latent_map_html(fig, *, title="skavae latent map"):
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset='utf-8'>\n"
         f"<title>{escape(title)}</title>\n<style>{_STYLE}</style>\n"
         f"<script>{_SCRIPT % {'id': PLOT_ID}}</script>\n</head>\n<body>\n"
-        f"<div id='skavae-main'>{body}</div>\n{_PANEL}\n</body>\n</html>\n"
+        # the panel first (shown on the right): plotly sizes the map to what
+        # is left of the window when its inline script runs
+        f"{_PANEL}\n<div id='skavae-main'>{body}</div>\n</body>\n</html>\n"
     )
 
 

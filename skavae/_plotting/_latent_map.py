@@ -402,14 +402,18 @@ def plot_latent_map(
     names = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PC", "none": "z"}
     on = "" if Z_ref is None else f" on a training map of {len(Z_ref)}"
     fig.update_layout(
-        title={"text": f"Latent map ({n} objects{on}, {names[method]})"},
+        title={
+            "text": f"Latent map ({n} objects{on}, {names[method]})",
+            "y": 0.98,
+            "yanchor": "top",
+        },
         xaxis_title=f"{names[method]} 1",
         yaxis_title=f"{names[method]} 2",
         dragmode="lasso",
         hovermode="closest",
         template="plotly_white",
         legend={"title": {"text": groups[0][0]}, "itemsizing": "constant"},
-        margin={"l": 50, "r": 20, "t": 90, "b": 50},
+        margin={"l": 50, "r": 20, "t": 100, "b": 50},
         updatemenus=(
             [
                 {
@@ -417,8 +421,9 @@ def plot_latent_map(
                     "direction": "right",
                     "buttons": buttons,
                     "x": 0.0,
-                    "y": 1.12,
+                    "y": 1.02,
                     "xanchor": "left",
+                    "yanchor": "bottom",
                     "showactive": True,
                 }
             ]
