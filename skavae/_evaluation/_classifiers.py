@@ -13,6 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skavae._evaluation._latents import check_labels, latents_of
+from skavae._evaluation._unknown import output_dtype, resolve_unknown_label
 
 
 def _fit_knn(X_ref, y_ref, model, n_neighbors):
@@ -241,22 +242,10 @@ class ClusterMeanClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _resolve_unknown_label(self):
-        if not (isinstance(self.unknown_label, str) and self.unknown_label == "auto"):
-            return self.unknown_label
-        if self.classes_.dtype.kind in "iuf":
-            lowest = self.classes_.min()
-            value = -1 if lowest > -1 or -1 not in self.classes_ else lowest - 1
-            return self.classes_.dtype.type(value)
-        return "unknown"
+        return resolve_unknown_label(self.unknown_label, self.classes_)
 
     def _output_dtype(self):
-        kind = self.classes_.dtype.kind
-        label = np.asarray(self.unknown_label_)
-        if (kind in "US" and label.dtype.kind in "US") or (
-            kind in "iuf" and label.dtype.kind in "iuf"
-        ):
-            return np.result_type(self.classes_.dtype, label.dtype)
-        return object
+        return output_dtype(self.classes_, self.unknown_label_)
 
     def standardized_distances(self, X):
         """Per-class distances of samples in units of the class spread.

@@ -2,58 +2,23 @@
 
 from __future__ import annotations
 
-import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.covariance import LedoitWolf
-from sklearn.neighbors import NearestNeighbors
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skavae._evaluation._latents import check_labels
-
-_SCORES = ("knn_ratio", "knn", "gaussian", "gaussian_shared", "sigma")
-
-
-def _resolve_unknown_label(unknown_label, classes):
-    """``unknown_label``, with ``"auto"`` resolved as ClusterMeanClassifier does."""
-    if not (isinstance(unknown_label, str) and unknown_label == "auto"):
-        return unknown_label
-    if classes.dtype.kind in "iuf":
-        lowest = classes.min()
-        value = -1 if lowest > -1 or -1 not in classes else lowest - 1
-        return classes.dtype.type(value)
-    return "unknown"
-
-
-def _output_dtype(classes, unknown_label):
-    """dtype of ``classes`` when ``unknown_label`` fits in it, else object."""
-    kind = classes.dtype.kind
-    label = np.asarray(unknown_label)
-    if (kind in "US" and label.dtype.kind in "US") or (
-        kind in "iuf" and label.dtype.kind in "iuf"
-    ):
-        return np.result_type(classes.dtype, label.dtype)
-    return object
-
-
-def _stratified_split(codes, n_classes, fraction, random_state):
-    """Boolean mask of the calibration samples: ``fraction`` of every class.
-
-    Every class keeps at least one reference and one calibration sample.
-    """
-    rng = check_random_state(random_state)
-    calibration = np.zeros(len(codes), dtype=bool)
-    for k in range(n_classes):
-        members = np.flatnonzero(codes == k)
-        n_cal = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
-        calibration[rng.permutation(members)[:n_cal]] = True
-    return calibration
+from skavae._evaluation._nonconformity import (
+    KINDS,
+    NonconformityModel,
+    conformal_pvalues,
+    stratified_split,
+    warn_small_calibration,
+)
+from skavae._evaluation._unknown import output_dtype, resolve_unknown_label
 
 
 class ConformalOpenSetClassifier(ClassifierMixin, BaseEstimator):
@@ -219,7 +184,7 @@ class ConformalOpenSetClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "nonconformity": [StrOptions(set(_SCORES))],
+        "nonconformity": [StrOptions(set(KINDS))],
         "alpha": [Interval(Real, 0, 1, closed="neither")],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "calibration_fraction": [Interval(Real, 0, 1, closed="left")],
@@ -270,7 +235,7 @@ class ConformalOpenSetClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
-        self.unknown_label_ = _resolve_unknown_label(self.unknown_label, self.classes_)
+        self.unknown_label_ = resolve_unknown_label(self.unknown_label, self.classes_)
         if np.any(self.classes_ == self.unknown_label_):
             raise ValueError(
                 f"unknown_label={self.unknown_label_!r} is one of the training "
@@ -295,7 +260,7 @@ class ConformalOpenSetClassifier(ClassifierMixin, BaseEstimator):
             [X[codes == k].mean(axis=0) for k in range(n_classes)]
         )
         if self.calibration_fraction > 0:
-            cal = _stratified_split(
+            cal = stratified_split(
                 codes, n_classes, self.calibration_fraction, self.random_state
             )
         else:
@@ -310,38 +275,9 @@ class ConformalOpenSetClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_reference(self, X, codes, n_classes):
         self.n_reference_ = np.bincount(codes, minlength=n_classes)
-        self._neighbors = None
-        if self.nonconformity in ("knn_ratio", "knn"):
-            self._neighbors = [
-                NearestNeighbors(metric=self.metric).fit(X[codes == k])
-                for k in range(n_classes)
-            ]
-        means = np.stack([X[codes == k].mean(axis=0) for k in range(n_classes)])
-        self._means = means
-        residuals = X - means[codes]
-        scale = float(X.var(axis=0).max()) if len(X) > 1 else 1.0
-        ridge = 1e-9 * (scale if scale > 0 else 1.0)
-        if self.nonconformity in ("gaussian", "gaussian_shared"):
-            d = X.shape[1]
-            if self.nonconformity == "gaussian":
-                groups = [residuals[codes == k] for k in range(n_classes)]
-            else:
-                groups = [residuals]
-            covs = [
-                LedoitWolf(assume_centered=True).fit(r).covariance_
-                if len(r) > 1 and np.any(r)
-                else np.zeros((d, d))
-                for r in groups
-            ]
-            covs = np.stack(covs) + ridge * np.eye(d)
-            covs = np.broadcast_to(covs, (n_classes, d, d))
-            self._precisions = np.linalg.inv(covs)
-            self._logdets = np.linalg.slogdet(covs)[1]
-        if self.nonconformity == "sigma":
-            var = np.stack(
-                [(residuals[codes == k] ** 2).mean(axis=0) for k in range(n_classes)]
-            )
-            self._stds = np.sqrt(var + ridge)
+        self._reference = NonconformityModel(
+            self.nonconformity, metric=self.metric
+        ).fit(X, codes, n_classes)
 
     def _check_calibration_labels(self, y):
         """Codes of calibration labels; errors for unknown or missing classes."""
@@ -405,63 +341,17 @@ class ConformalOpenSetClassifier(ClassifierMixin, BaseEstimator):
         self._warn_small_calibration(stacklevel)
 
     def _warn_small_calibration(self, stacklevel):
-        alpha = self._check_alpha()
-        needed = math.ceil(1 / alpha - 1 - 1e-9)
-        if self.class_conditional:
-            small = [
-                (c, n)
-                for c, n in zip(self.classes_.tolist(), self.n_calibration_.tolist())
-                if (n + 1) * alpha < 1
-            ]
-            if small:
-                listed = ", ".join(f"{c!r} ({n})" for c, n in small[:10])
-                warnings.warn(
-                    f"With alpha={alpha:g} a class needs at least {needed} "
-                    f"calibration samples to ever be rejected (p-values cannot "
-                    f"go below 1/(n + 1)); {len(small)} class(es) have fewer: "
-                    f"{listed}. Their samples are never called unknown. Use "
-                    "more calibration samples, a larger alpha or "
-                    "class_conditional=False.",
-                    UserWarning,
-                    stacklevel=stacklevel,
-                )
-        else:
-            n = int(self.n_calibration_.sum())
-            if (n + 1) * alpha < 1:
-                warnings.warn(
-                    f"With alpha={alpha:g} at least {needed} calibration samples "
-                    f"are needed for any sample to be called unknown; there are "
-                    f"{n}. Use more calibration samples or a larger alpha.",
-                    UserWarning,
-                    stacklevel=stacklevel,
-                )
+        warn_small_calibration(
+            self._check_alpha(),
+            self.classes_,
+            self.n_calibration_,
+            self.class_conditional,
+            stacklevel + 1,
+        )
 
     # ------------------------------------------------------------- scores
-    def _knn_distances(self, X):
-        distances = np.empty((len(X), len(self.classes_)))
-        for k, nn in enumerate(self._neighbors):
-            m = min(self.n_neighbors, self.n_reference_[k])
-            distances[:, k] = nn.kneighbors(X, n_neighbors=m)[0][:, -1]
-        return distances
-
     def _scores(self, X):
-        n_classes = len(self.classes_)
-        if self.nonconformity in ("knn_ratio", "knn"):
-            d = self._knn_distances(X)
-            if self.nonconformity == "knn" or n_classes == 1:
-                return d
-            # smallest distance among the *other* classes: the row's minimum,
-            # except at the minimum itself, where it is the second smallest
-            part = np.partition(d, 1, axis=1)
-            first, second = part[:, :1], part[:, 1:2]
-            other = np.where(d == first, second, first)
-            tiny = np.finfo(np.float64).tiny
-            return (d + tiny) / (other + tiny)
-        diff = X[:, None, :] - self._means[None, :, :]
-        if self.nonconformity in ("gaussian", "gaussian_shared"):
-            mahalanobis = np.einsum("nkd,kde,nke->nk", diff, self._precisions, diff)
-            return mahalanobis + self._logdets
-        return np.max(np.abs(diff) / self._stds[None, :, :], axis=2)
+        return self._reference.scores(X, n_neighbors=self.n_neighbors)
 
     def nonconformity_scores(self, X):
         """Nonconformity score of every sample for every seen class.
@@ -493,11 +383,7 @@ class ConformalOpenSetClassifier(ClassifierMixin, BaseEstimator):
     def _pvalues_and_scores(self, X):
         self._check_calibrated()
         scores = self.nonconformity_scores(X)
-        pvalues = np.empty_like(scores)
-        for k, cal in enumerate(self.calibration_scores_):
-            n_at_least = len(cal) - np.searchsorted(cal, scores[:, k], side="left")
-            pvalues[:, k] = (1.0 + n_at_least) / (len(cal) + 1.0)
-        return pvalues, scores
+        return conformal_pvalues(scores, self.calibration_scores_), scores
 
     def predict_pvalues(self, X):
         """Conformal p-value of every sample for every seen class.
@@ -569,7 +455,7 @@ class ConformalOpenSetClassifier(ClassifierMixin, BaseEstimator):
         in_set = pvalues > alpha
         best = np.argmin(np.where(in_set, scores, np.inf), axis=1)
         y_pred = self.classes_[best].astype(
-            _output_dtype(self.classes_, self.unknown_label_)
+            output_dtype(self.classes_, self.unknown_label_)
         )
         y_pred[~in_set.any(axis=1)] = self.unknown_label_
         return y_pred
