@@ -11,8 +11,9 @@ import pytest
 
 from skavae.datasets import ECOLI_PROTEIN_IDS, PROTEIN_IDS, make_proteins
 from skavae.datasets._pdb import read_atoms, structure_label
-from skavae.datasets._proteins import _DATA_DIR, _simulate
+from skavae.datasets._proteins import _simulate
 from skavae.datasets._shipped import (
+    _DATA_DIR,
     _ECOLI_FILE,
     ShippedAtoms,
     ecoli_metadata,

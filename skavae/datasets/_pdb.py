@@ -200,7 +200,7 @@ def read_atoms(path, *, include_hydrogens=False, include_hetatm=True, all_models
 
     Examples
     --------
-    >>> from skavae.datasets._proteins import _DATA_DIR
+    >>> from skavae.datasets._shipped import _DATA_DIR
     >>> coords, z = read_atoms(_DATA_DIR / "1hvr.pdb.gz")
     >>> coords.shape, sorted(set(z.astype(int).tolist()))
     ((1560, 3), [6, 7, 8, 16])

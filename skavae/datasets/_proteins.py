@@ -90,7 +90,6 @@ allowance for hydrogens), i.e. of what is modelled, not of the full sequence.
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -98,8 +97,12 @@ from scipy import ndimage
 from sklearn.utils import check_random_state
 
 from skavae.datasets._forward import apply_generator_options
-from skavae.datasets._pdb import is_structure_file, structure_label
-from skavae.datasets._shipped import _DATA_DIR, load_atoms, load_ecoli
+from skavae.datasets._shipped import (
+    ECOLI_PROTEIN_IDS,
+    PROTEIN_IDS,
+    _resolve_structures,
+    load_atoms,
+)
 from skavae.datasets._transforms import (
     check_rotate,
     pose_info,
@@ -118,146 +121,11 @@ from skavae.datasets._validation import (
 
 __all__ = ["ECOLI_PROTEIN_IDS", "PROTEIN_IDS", "make_proteins"]
 
-#: PDB ids of the structures shipped with skavae (see the module docstring).
-PROTEIN_IDS = (
-    "19hc",
-    "1a28",
-    "1ake",
-    "1dx5",
-    "1hvr",
-    "1osm",
-    "1pdo",
-    "2cay",
-    "2xcj",
-    "3e8m",
-    "3pwp",
-    "4ake",
-)
-
-#: PDB ids of the 21 shipped abundant E. coli machines (see the module
-#: docstring), ``structures="ecoli"``; ``structures="all"`` is both sets.
-ECOLI_PROTEIN_IDS = (
-    "11as",
-    "1a5t",
-    "1aon",
-    "1dul",
-    "1e58",
-    "1ecp",
-    "1etu",
-    "1fdo",
-    "1ggr",
-    "1gyt",
-    "1j59",
-    "1oel",
-    "1pfk",
-    "2gls",
-    "2kho",
-    "3bep",
-    "3ice",
-    "3iyd",
-    "3rer",
-    "5a1a",
-    "6rku",
-)
-
-#: Names of shipped sets accepted by ``structures``.
-_SHIPPED_SETS = {
-    "ecoli": ECOLI_PROTEIN_IDS,
-    "all": PROTEIN_IDS + ECOLI_PROTEIN_IDS,
-}
-
 # a plain float, so that the rendered signature reads as a number
 _MOLMAP_SIGMA_FACTOR = float(1.0 / (np.pi * np.sqrt(2.0)))
 _TENT_VARIANCE = 1.0 / 6.0  # per-axis variance of trilinear splatting, voxel^2
 _BATCH_ATOMS = 400_000  # atoms x volumes splatted at once
 _BATCH_VOXELS = 8_000_000  # voxels filtered at once
-
-
-def _shipped_path(pdb_id):
-    return _DATA_DIR / f"{pdb_id.lower()}.pdb.gz"
-
-
-def _shipped_source(pdb_id):
-    """Atom source of a shipped id: a file path or an ``ecoli.npz`` entry."""
-    pdb_id = pdb_id.lower()
-    if pdb_id in ECOLI_PROTEIN_IDS:
-        return load_ecoli()[pdb_id]
-    return os.fspath(_shipped_path(pdb_id))
-
-
-def _expand(entry):
-    """(label, source) pairs for one entry: a shipped id or set, file or folder.
-
-    A source is a file path or a shipped ``ecoli.npz`` entry (see
-    :func:`skavae.datasets._shipped.load_atoms`). The set names ``"ecoli"`` and
-    ``"all"`` are only recognised as plain strings (a path-like object is
-    always a path).
-    """
-    if isinstance(entry, str) and entry.lower() in _SHIPPED_SETS:
-        return [(i, _shipped_source(i)) for i in _SHIPPED_SETS[entry.lower()]]
-    if isinstance(entry, (str, os.PathLike)):
-        text = os.fspath(entry)
-        if os.path.isdir(text):
-            files = sorted(
-                f
-                for f in os.listdir(text)
-                if is_structure_file(f) and os.path.isfile(os.path.join(text, f))
-            )
-            if not files:
-                raise ValueError(
-                    f"Folder {text!r} holds no .pdb, .ent, .cif or .mmcif files "
-                    "(optionally gzipped)."
-                )
-            return [(structure_label(f), os.path.join(text, f)) for f in files]
-        if os.path.isfile(text):
-            return [(structure_label(text), text)]
-        if text.lower() in PROTEIN_IDS + ECOLI_PROTEIN_IDS:
-            return [(text.lower(), _shipped_source(text))]
-        raise ValueError(
-            f"{text!r} is neither a shipped PDB id (see PROTEIN_IDS and "
-            "ECOLI_PROTEIN_IDS in skavae.datasets), a shipped set ('ecoli', "
-            "'all'), an existing structure file nor a folder."
-        )
-    raise ValueError(
-        f"A structure must be a PDB id, a file or a folder path; got {entry!r}."
-    )
-
-
-def _resolve_structures(structures):
-    """List of (label, source) pairs, labels unique (source: see _expand)."""
-    if structures is None:
-        pairs = [(i, _shipped_source(i)) for i in PROTEIN_IDS]
-    elif isinstance(structures, dict):
-        pairs = []
-        for label, entry in structures.items():
-            found = _expand(entry)
-            if len(found) != 1:
-                raise ValueError(
-                    f"structures[{label!r}] must name one structure; {entry!r} "
-                    f"holds {len(found)}."
-                )
-            pairs.append((str(label), found[0][1]))
-    elif isinstance(structures, (str, os.PathLike)):
-        pairs = _expand(structures)
-    else:
-        try:
-            entries = list(structures)
-        except TypeError:
-            raise ValueError(
-                "structures must be None, a PDB id, 'ecoli', 'all', a path, a list "
-                f"of those or a dict label -> path; got {structures!r}."
-            ) from None
-        pairs = [pair for entry in entries for pair in _expand(entry)]
-    if not pairs:
-        raise ValueError("structures is empty; give at least one structure.")
-    labels = [label for label, _ in pairs]
-    duplicated = sorted({lab for lab in labels if labels.count(lab) > 1})
-    if duplicated:
-        raise ValueError(
-            f"Several structures share the labels {duplicated}; pass a dict "
-            "label -> path to name them."
-        )
-    return pairs
 
 
 def _simulate(coords, weights, rotations, shifts, size, voxel_size, sigma_vox):

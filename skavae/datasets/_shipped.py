@@ -21,11 +21,59 @@ from typing import NamedTuple
 
 import numpy as np
 
-from skavae.datasets._pdb import read_atoms
+from skavae.datasets._pdb import is_structure_file, read_atoms, structure_label
 
 _DATA_DIR = Path(__file__).parent / "data"
 _ECOLI_FILE = _DATA_DIR / "ecoli.npz"
 _ECOLI_KEYS = ("ids", "offsets", "coords", "atomic_numbers", "hetatm")
+
+#: PDB ids of the structures shipped with skavae (see :func:`make_proteins`).
+PROTEIN_IDS = (
+    "19hc",
+    "1a28",
+    "1ake",
+    "1dx5",
+    "1hvr",
+    "1osm",
+    "1pdo",
+    "2cay",
+    "2xcj",
+    "3e8m",
+    "3pwp",
+    "4ake",
+)
+
+#: PDB ids of the 21 shipped abundant E. coli machines (see the module
+#: docstring), ``structures="ecoli"``; ``structures="all"`` is both sets.
+ECOLI_PROTEIN_IDS = (
+    "11as",
+    "1a5t",
+    "1aon",
+    "1dul",
+    "1e58",
+    "1ecp",
+    "1etu",
+    "1fdo",
+    "1ggr",
+    "1gyt",
+    "1j59",
+    "1oel",
+    "1pfk",
+    "2gls",
+    "2kho",
+    "3bep",
+    "3ice",
+    "3iyd",
+    "3rer",
+    "5a1a",
+    "6rku",
+)
+
+#: Names of shipped sets accepted by ``structures``.
+_SHIPPED_SETS = {
+    "ecoli": ECOLI_PROTEIN_IDS,
+    "all": PROTEIN_IDS + ECOLI_PROTEIN_IDS,
+}
 
 
 class ShippedAtoms(NamedTuple):
@@ -130,3 +178,91 @@ def load_atoms(source, *, include_hydrogens=False, include_hetatm=True):
     if not len(coords):
         raise ValueError("A structure has no atoms (after skipping HETATM records).")
     return coords, numbers
+
+
+# ------------------------------------------------- structures= of make_proteins
+def _shipped_path(pdb_id):
+    return _DATA_DIR / f"{pdb_id.lower()}.pdb.gz"
+
+
+def _shipped_source(pdb_id):
+    """Atom source of a shipped id: a file path or an ``ecoli.npz`` entry."""
+    pdb_id = pdb_id.lower()
+    if pdb_id in ECOLI_PROTEIN_IDS:
+        return load_ecoli()[pdb_id]
+    return os.fspath(_shipped_path(pdb_id))
+
+
+def _expand(entry):
+    """(label, source) pairs for one entry: a shipped id or set, file or folder.
+
+    A source is a file path or a shipped ``ecoli.npz`` entry (see
+    :func:`skavae.datasets._shipped.load_atoms`). The set names ``"ecoli"`` and
+    ``"all"`` are only recognised as plain strings (a path-like object is
+    always a path).
+    """
+    if isinstance(entry, str) and entry.lower() in _SHIPPED_SETS:
+        return [(i, _shipped_source(i)) for i in _SHIPPED_SETS[entry.lower()]]
+    if isinstance(entry, (str, os.PathLike)):
+        text = os.fspath(entry)
+        if os.path.isdir(text):
+            files = sorted(
+                f
+                for f in os.listdir(text)
+                if is_structure_file(f) and os.path.isfile(os.path.join(text, f))
+            )
+            if not files:
+                raise ValueError(
+                    f"Folder {text!r} holds no .pdb, .ent, .cif or .mmcif files "
+                    "(optionally gzipped)."
+                )
+            return [(structure_label(f), os.path.join(text, f)) for f in files]
+        if os.path.isfile(text):
+            return [(structure_label(text), text)]
+        if text.lower() in PROTEIN_IDS + ECOLI_PROTEIN_IDS:
+            return [(text.lower(), _shipped_source(text))]
+        raise ValueError(
+            f"{text!r} is neither a shipped PDB id (see PROTEIN_IDS and "
+            "ECOLI_PROTEIN_IDS in skavae.datasets), a shipped set ('ecoli', "
+            "'all'), an existing structure file nor a folder."
+        )
+    raise ValueError(
+        f"A structure must be a PDB id, a file or a folder path; got {entry!r}."
+    )
+
+
+def _resolve_structures(structures):
+    """List of (label, source) pairs, labels unique (source: see _expand)."""
+    if structures is None:
+        pairs = [(i, _shipped_source(i)) for i in PROTEIN_IDS]
+    elif isinstance(structures, dict):
+        pairs = []
+        for label, entry in structures.items():
+            found = _expand(entry)
+            if len(found) != 1:
+                raise ValueError(
+                    f"structures[{label!r}] must name one structure; {entry!r} "
+                    f"holds {len(found)}."
+                )
+            pairs.append((str(label), found[0][1]))
+    elif isinstance(structures, (str, os.PathLike)):
+        pairs = _expand(structures)
+    else:
+        try:
+            entries = list(structures)
+        except TypeError:
+            raise ValueError(
+                "structures must be None, a PDB id, 'ecoli', 'all', a path, a list "
+                f"of those or a dict label -> path; got {structures!r}."
+            ) from None
+        pairs = [pair for entry in entries for pair in _expand(entry)]
+    if not pairs:
+        raise ValueError("structures is empty; give at least one structure.")
+    labels = [label for label, _ in pairs]
+    duplicated = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if duplicated:
+        raise ValueError(
+            f"Several structures share the labels {duplicated}; pass a dict "
+            "label -> path to name them."
+        )
+    return pairs

@@ -58,7 +58,7 @@ _MAX_TRIES = 2000  # candidate positions per molecule
 
 
 def _structures(structures):
-    from skavae.datasets._proteins import _resolve_structures
+    from skavae.datasets._shipped import _resolve_structures
 
     if structures is None:
         structures = list(TOMOGRAM_STRUCTURES)
