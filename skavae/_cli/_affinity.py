@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 
-from skavae._cli._args import add_follow_symlinks, positive_int, seed
+from skavae._cli._args import add_folder_options, positive_int, seed, setting
 from skavae._cli._common import (
     METRICS,
     CLIError,
+    UsageError,
     check_outside_data,
     folder_affinity,
     load_folder,
 )
+from skavae._cli._config import SETTINGS, folder_options
 
 HELP = (
     "class-level affinity matrix (CSV) of a .mrc folder",
@@ -22,8 +24,11 @@ HELP = (
 EXAMPLES = """examples:
   skavae affinity train/ --metric fsc -o affinity.csv
   skavae affinity train/templates/ --metric soap -o affinity.csv
+  skavae affinity shrec/ --label-regex '^([^_]+)_' --resolution 20 -o aff.csv
 
-labels come from file names (<label>_<id>.mrc); up to --n-per-class files of
+labels come from file names (<label>_<id>.mrc), --label-regex or --classes;
+--resolution (Å, with the voxel size of the headers or --voxel-size) limits
+the FSC metric to the resolution of the data. Up to --n-per-class files of
 each class are compared, so a folder of one template per class gives the
 template affinities."""
 
@@ -41,7 +46,15 @@ def add_arguments(p):
         help="seed of the sampling; the same members as `skavae fit --seed` "
         "and AffinityVAE(random_state=SEED) sample",
     )
-    add_follow_symlinks(p)
+    p.add_argument(
+        "--resolution",
+        type=setting("resolution"),
+        metavar="A",
+        help=SETTINGS["resolution"][2],
+    )
+    add_folder_options(
+        p, unlabelled_help="(refused: a class-level affinity needs labels)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
@@ -50,7 +63,10 @@ def run(args):
     from skavae.affinity import write_affinity_csv
 
     check_outside_data(args.output, "-o", args.data_dir)
-    X, y, _ = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
+    options = folder_options(args)
+    if options["unlabelled"]:
+        raise UsageError("--unlabelled: a class-level affinity needs labels.")
+    X, y, _ = load_folder(args.data_dir, **options)
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise CLIError(f"the folder of -o {args.output!r} does not exist.")
@@ -64,6 +80,7 @@ def run(args):
             n_per_class=args.n_per_class,
             seed=args.seed,
             quiet=args.quiet,
+            resolution=args.resolution,
         )
     except ValueError as exc:
         raise CLIError(f"{args.data_dir}: {exc}") from None

@@ -86,9 +86,78 @@ def add_follow_symlinks(parser):
     parser.add_argument(
         "--follow-symlinks",
         action="store_true",
+        default=None,
         help="read .mrc files through symbolic links that lead outside DATA_DIR "
         "(refused by default)",
     )
+
+
+def add_folder_options(parser, *, unlabelled_help=None):
+    """Options of how DATA_DIR is read: labels, units, symbolic links.
+
+    Every option defaults to None ("not given"), so that ``skavae fit`` can
+    tell a command-line value from one of ``--config``; the values are
+    settings of :data:`skavae._cli._config.SETTINGS` (``skavae fit`` records
+    them in its TOML) and go to :func:`skavae._cli._common.load_folder`.
+    """
+    g = parser.add_argument_group(
+        "data folder",
+        "labels come from file names (<label>_<id>.mrc: the text before the "
+        "last underscore) unless one of --label-regex, --classes, --unlabelled "
+        "is given",
+    )
+    g.add_argument(
+        "--label-regex",
+        dest="label_regex",
+        type=setting("label_regex"),
+        metavar="REGEX",
+        help="regular expression searched in each file name without suffix: "
+        "its group 'label', else its first group, else the whole match is the "
+        "label (e.g. '^([^_]+)_' for 1BXN_m0_156_Th0.mrc -> 1BXN); a file it "
+        "does not match is an error naming it",
+    )
+    g.add_argument(
+        "--classes",
+        dest="classes",
+        type=setting("classes"),
+        metavar="CSV",
+        help="table of labels: a CSV with a header and the columns 'file' (the "
+        "file name, with or without .mrc) and 'label', one row per file; a "
+        "file it does not list is an error naming it (see --skip-unlisted)",
+    )
+    g.add_argument(
+        "--skip-unlisted",
+        dest="skip_unlisted",
+        action="store_true",
+        default=None,
+        help="with --classes: leave out the files the CSV does not list",
+    )
+    g.add_argument(
+        "--unlabelled",
+        dest="unlabelled",
+        action="store_true",
+        default=None,
+        help=unlabelled_help or "read DATA_DIR without labels",
+    )
+    g.add_argument(
+        "--resample",
+        dest="resample",
+        action="store_true",
+        default=None,
+        help="resample files of other voxel sizes, as they are read, to the "
+        "most common voxel size of the folder (linear interpolation; mixed "
+        "voxel sizes are refused by default)",
+    )
+    g.add_argument(
+        "--voxel-size",
+        dest="voxel_size",
+        type=setting("voxel_size"),
+        metavar="A",
+        help="voxel size in Å of the files, replacing the one their headers "
+        "give (for headers that record none); used by --resolution and written "
+        "into the .mrc outputs",
+    )
+    add_follow_symlinks(g)
 
 
 def add_particle_options(parser, *, box_default):

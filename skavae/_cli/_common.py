@@ -103,8 +103,12 @@ def use_agg_backend():
     matplotlib.use("Agg")
 
 
-def make_metric(name):
-    """The affinity metric object of a ``--metric`` name."""
+def make_metric(name, *, resolution=None, voxel_size=None):
+    """The affinity metric object of a ``--metric`` name.
+
+    ``resolution`` (Å, FSC only) needs ``voxel_size`` (Å); both are checked
+    here so that a bad pair is a usage error naming the options.
+    """
     from skavae.affinity import FSCAffinity, MeanDifference, SOAPAffinity
 
     metrics = {
@@ -116,19 +120,129 @@ def make_metric(name):
         raise UsageError(
             f"unknown metric {name!r}; choose one of {', '.join(METRICS)}."
         )
-    return metrics[name]()
+    if resolution is None:
+        return metrics[name]()
+    if name != "fsc":
+        raise UsageError(f"--resolution applies to --metric fsc, not {name!r}.")
+    if voxel_size is None:
+        raise UsageError(
+            "--resolution needs the voxel size, which the data's headers do not "
+            "record (0 Å); give --voxel-size A."
+        )
+    if resolution < 2 * voxel_size:
+        raise UsageError(
+            f"--resolution {resolution:g} Å is finer than Nyquist (2 x the voxel "
+            f"size {voxel_size:g} Å = {2 * voxel_size:g} Å)."
+        )
+    return FSCAffinity(resolution=resolution, voxel_size=voxel_size)
 
 
-def load_folder(path, *, follow_symlinks=False):
-    """Labelled .mrc folder: (X as a lazy MRCStack, y, file names)."""
+def scalar_voxel_size(X):
+    """The voxel size (Å, along x) of a stack, or None when unknown (0 or none)."""
+    size = getattr(X, "voxel_size", None)
+    if size is None:
+        return None
+    size = float(np.ravel(size)[0])
+    return size if size > 0 else None
+
+
+#: the library's words for its options, and the command line's
+_CLI_WORDS = (
+    ("pass unlisted='skip'", "pass --skip-unlisted"),
+    ("pass resample=True (command line: --resample)", "pass --resample"),
+    ("pass follow_symlinks=True (command line: --follow-symlinks)",
+     "pass --follow-symlinks"),
+    ("label_regex (a regular expression with one group)",
+     "--label-regex REGEX (a regular expression with one group)"),
+    ("classes (a CSV table file,label)", "--classes CSV (a table file,label)"),
+    ("label_func, or load without labels (unlabelled=True)",
+     "or read the folder without labels (--unlabelled)"),
+    ("label_regex ", "--label-regex "),
+)  # fmt: skip
+
+
+def _cli_words(text):
+    for api, cli in _CLI_WORDS:
+        text = text.replace(api, cli)
+    return text
+
+
+def label_pattern(regex):
+    """``--label-regex`` for :func:`load_mrc_folder`: a group around a bare match.
+
+    A regular expression with a group gives its group ``label`` or first
+    group; one without a group gives its whole match (wrapped in a group
+    after any leading global flags such as ``(?i)``).
+    """
+    import re
+
+    if regex is None or re.compile(regex).groups:
+        return regex
+    flags = re.match(r"(?:\(\?[aiLmsux]+\))*", regex).group(0)
+    return f"{flags}(?P<label>{regex[len(flags) :]})"
+
+
+def load_folder(
+    path,
+    *,
+    follow_symlinks=False,
+    label_regex=None,
+    classes=None,
+    skip_unlisted=False,
+    unlabelled=False,
+    resample=False,
+    voxel_size=None,
+):
+    """A .mrc folder: (X as a lazy MRCStack, y or None, file names).
+
+    The keywords are the folder options of the commands
+    (:func:`skavae._cli._args.add_folder_options`, the settings of
+    :data:`skavae._cli._config.FOLDER_SETTINGS`); ``voxel_size`` replaces the
+    headers'. Warnings of the reader (one class per file, ...) are shown, in
+    the command line's words, once per call.
+    """
+    import warnings
+
     from skavae.datasets import load_mrc_folder
 
-    try:
-        X, y, info = load_mrc_folder(
-            path, mmap=True, return_info=True, follow_symlinks=follow_symlinks
+    given = [
+        option
+        for option, value in (
+            ("--label-regex", label_regex),
+            ("--classes", classes),
+            ("--unlabelled", unlabelled or None),
         )
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+        if value is not None
+    ]
+    if len(given) > 1:
+        both = " and ".join(given)
+        raise UsageError(f"give at most one source of labels; got {both}.")
+    if skip_unlisted and classes is None:
+        raise UsageError("--skip-unlisted needs --classes CSV.")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            X, y, info = load_mrc_folder(
+                path,
+                mmap=True,
+                return_info=True,
+                follow_symlinks=bool(follow_symlinks),
+                label_regex=label_pattern(label_regex),
+                classes=classes,
+                unlabelled=bool(unlabelled),
+                unlisted="skip" if skip_unlisted else "error",
+                resample=bool(resample),
+            )
+        except ValueError as exc:
+            text = _cli_words(str(exc))
+            if label_regex is not None:  # the user's pattern, not the wrapped one
+                text = text.replace(repr(label_pattern(label_regex)), repr(label_regex))
+            raise CLIError(text) from None
+    for w in caught:
+        message = _cli_words(str(w.message))
+        warnings.showwarning(w.category(message), w.category, w.filename, w.lineno)
+    if voxel_size is not None:
+        X.voxel_size = (float(voxel_size),) * 3
     names = [os.path.basename(p) for p in info["path"]]
     return X, y, names
 
@@ -173,7 +287,9 @@ def fit_seed(seed):
     return int(check_random_state(seed).randint(np.iinfo(np.int32).max))
 
 
-def folder_affinity(X, y, metric_name, *, n_per_class=16, seed=0, quiet=False):
+def folder_affinity(
+    X, y, metric_name, *, n_per_class=16, seed=0, quiet=False, resolution=None
+):
     """Class-level affinity matrix of a folder from sampled class members.
 
     Up to ``n_per_class`` files per class are compared by the metric
@@ -185,7 +301,9 @@ def folder_affinity(X, y, metric_name, *, n_per_class=16, seed=0, quiet=False):
 
     from skavae.affinity import check_affinity_matrix, class_affinity_matrix
 
-    metric = make_metric(metric_name)
+    metric = make_metric(
+        metric_name, resolution=resolution, voxel_size=scalar_voxel_size(X)
+    )
     if not quiet:
         counts = np.unique(np.asarray(y), return_counts=True)[1]
         n = int(np.minimum(counts, n_per_class).sum())
@@ -257,7 +375,7 @@ def latents_frame(paths, y, mu, pose):
         {
             "path": [os.path.abspath(p) for p in paths],
             "file": [os.path.basename(p) for p in paths],
-            "label": np.asarray(y).astype(str),
+            "label": np.asarray(y).astype(str) if y is not None else "",
         }
     )
     for d, name in enumerate(latent_columns(mu.shape[1])):

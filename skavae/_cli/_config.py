@@ -86,6 +86,31 @@ def _text(value):
     return value
 
 
+def _flag(value):
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+def _regex(value):
+    import re
+
+    value = _text(value)
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+    return value
+
+
+def _optional_positive(value):
+    if value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    return _number(value, 0.0, closed_low=False)
+
+
 #: name -> (validator, default, help). Option ``--a-b`` is setting ``a_b``.
 SETTINGS = {
     "output": (_text, "model.skavae", "model file to write"),
@@ -161,7 +186,41 @@ SETTINGS = {
     "device": (_text, "auto", "torch device: auto, cpu, cuda, cuda:1, ..."),
     "threads": (lambda v: _optional_int(v, 1), None, "torch CPU threads"),
     "seed": (_seed, 0, "random seed, in [0, 2**32 - 1]"),
+    "resolution": (
+        _optional_positive,
+        None,
+        "with --metric fsc: highest resolution compared, in Å (needs the voxel "
+        "size: from the headers or --voxel-size; default: 4 voxels)",
+    ),
+    # how DATA_DIR is read (skavae._cli._args.add_folder_options)
+    "label_regex": (_regex, None, "labels from a regular expression"),
+    "classes": (_text, None, "labels from a CSV table (file,label)"),
+    "skip_unlisted": (_flag, False, "leave out files --classes does not list"),
+    "unlabelled": (_flag, False, "no labels"),
+    "resample": (_flag, False, "resample mixed voxel sizes"),
+    "voxel_size": (_optional_positive, None, "voxel size in Å of the files"),
+    "follow_symlinks": (_flag, False, "follow links outside DATA_DIR"),
 }
+
+#: the settings of how DATA_DIR is read; options of every folder command
+FOLDER_SETTINGS = (
+    "label_regex",
+    "classes",
+    "skip_unlisted",
+    "unlabelled",
+    "resample",
+    "voxel_size",
+    "follow_symlinks",
+)
+
+
+def folder_options(args):
+    """The folder settings of a command's ``args`` (defaults where not given)."""
+    options = {}
+    for name in FOLDER_SETTINGS:
+        value = getattr(args, name, None)
+        options[name] = SETTINGS[name][1] if value is None else value
+    return options
 
 
 def _tomllib():

@@ -12,13 +12,14 @@ import pandas as pd
 
 import skavae
 from skavae._cli._args import (
-    add_follow_symlinks,
+    add_folder_options,
     add_particle_options,
     fraction,
     positive_int,
 )
 from skavae._cli._common import (
     CLIError,
+    UsageError,
     encode_all,
     latent_columns,
     latents_frame,
@@ -29,6 +30,7 @@ from skavae._cli._common import (
     write_json,
     write_text,
 )
+from skavae._cli._config import FOLDER_SETTINGS, folder_options
 from skavae._cli._folders import output_folder
 from skavae._cli._report import (
     evaluate_map,
@@ -37,6 +39,8 @@ from skavae._cli._report import (
     write_figures,
     write_tables,
 )
+from skavae._cli._volumes import FOLDER as VOLUMES
+from skavae._cli._volumes import class_centres, write_volumes
 
 HELP = (
     "latents, KNN results and figures of a .mrc folder",
@@ -47,12 +51,22 @@ HELP = (
 EXAMPLES = """examples:
   skavae evaluate model.skavae test/ --out results/
   skavae evaluate model.skavae test/ --embedding pca --no-figures
+  skavae evaluate model.skavae shrec/ --label-regex '^([^_]+)_' --resample
+  skavae evaluate model.skavae particles/ --unlabelled --n-clusters 5
   skavae evaluate run/model.skavae --particles tomos/tomo_001.star \
       --tomograms tomos/ --out results/classified.star --split-by-class
 
 writes latents.csv (file, label, seen, latents, pose, KNN prediction),
 soft_knn.csv, metrics.csv (per class), confusion.csv, metrics.json and the
-figures embedding.png, confusion_matrix.png, traversals.png, history.png.
+figures embedding.png, confusion_matrix.png, traversals.png, history.png;
+for volumes also volumes/<class>_centre.mrc (the decoded mean latent of each
+seen class of the reference map) and volumes/<class>_average.mrc (the mean
+input volume of each class), with the data's voxel size (--no-figures skips
+figures and volumes).
+with --unlabelled there is no accuracy: the latents are clustered (k-means,
+--n-clusters, default the model's number of classes) into latents.csv (column
+cluster), clusters.csv, metrics.json, the figures and, for volumes,
+volumes/cluster<k>_centre.mrc and volumes/cluster<k>_average.mrc.
 Classes the model was not trained on are reported as unseen (the seen class
 they are placed next to), not as errors.
 with --particles, --out may be a .star file: the input rows with the predicted
@@ -98,7 +112,18 @@ def add_arguments(p):
     p.add_argument(
         "--overwrite", action="store_true", help="replace the results in --out"
     )
-    add_follow_symlinks(p)
+    add_folder_options(
+        p,
+        unlabelled_help="read DATA_DIR without labels: cluster the latents "
+        "(k-means) instead of measuring a KNN accuracy",
+    )
+    p.add_argument(
+        "--n-clusters",
+        type=positive_int,
+        metavar="K",
+        help="with --unlabelled: clusters of k-means (default: the number of "
+        "classes the model was trained on)",
+    )
     add_particle_options(p, box_default=None)
     p.add_argument(
         "--split-by-class",
@@ -141,6 +166,21 @@ def load_model(path):
     return model
 
 
+def _check_folder_options(args, on_particles):
+    """Folder options (but --follow-symlinks) do not apply to --particles."""
+    if args.n_clusters is not None and not args.unlabelled:
+        raise UsageError("--n-clusters applies to --unlabelled.")
+    if not on_particles:
+        return
+    for name in FOLDER_SETTINGS:
+        if name != "follow_symlinks" and getattr(args, name, None) not in (None, False):
+            option = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"{option} applies to a DATA_DIR folder, not to --particles "
+                "(labels come from --label-column)."
+            )
+
+
 def _read_reference(path, latent_dims):
     try:
         frame = pd.read_csv(path, dtype={"label": str})
@@ -152,6 +192,8 @@ def _read_reference(path, latent_dims):
     missing = [c for c in ["path", "label", *z_cols] if c not in frame.columns]
     if missing:
         raise CLIError(f"{path!r} lacks the columns {missing} of a reference map.")
+    if frame["label"].isna().all():  # from `skavae fit --unlabelled`: no map
+        return None
     Z = frame[z_cols].to_numpy(dtype=np.float64)
     if not np.isfinite(Z).all():
         raise CLIError(f"{path!r} holds non-finite latents.")
@@ -161,8 +203,11 @@ def _read_reference(path, latent_dims):
 def _reference(args, model, paths, y, mu, source=None):
     """Reference map (Z_ref, y_ref), each file's row in it, and a description."""
     ref_path = args.reference or sidecar(args.model, "latents.csv")
+    ref = None
     if args.reference or os.path.isfile(ref_path):
-        Z_ref, y_ref, ref_paths = _read_reference(ref_path, mu.shape[1])
+        ref = _read_reference(ref_path, mu.shape[1])
+    if ref is not None:
+        Z_ref, y_ref, ref_paths = ref
         index = {os.path.realpath(p): i for i, p in enumerate(ref_paths)}
         ref_row = np.array([index.get(os.path.realpath(p), -1) for p in paths])
         return Z_ref, y_ref, ref_row, f"training latents from {ref_path}"
@@ -199,6 +244,7 @@ def run(args):
     from skavae._cli import _tomo
 
     on_particles = _tomo.check_particle_options(args)
+    _check_folder_options(args, on_particles)
     star_out = on_particles and args.out.lower().endswith(".star")
     if on_particles:
         star_path = args.out if star_out else os.path.join(args.out, "particles.star")
@@ -228,7 +274,7 @@ def run(args):
         paths, source = X.ids, args.particles
         names = [os.path.basename(p) for p in paths]
     else:
-        X, y, names = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
+        X, y, names = load_folder(args.data_dir, **folder_options(args))
         paths, source = X.paths, args.data_dir
     if tuple(X.shape[1:]) != tuple(model.input_shape_):
         raise CLIError(
@@ -242,6 +288,19 @@ def run(args):
     else:
         report_dir = args.out
     mu, pose = encode_all(model, X, quiet=args.quiet)
+    if y is None:  # --unlabelled: clusters, no accuracy
+        from skavae._cli._unlabelled import evaluate_unlabelled
+
+        ref_path = args.reference or sidecar(args.model, "latents.csv")
+        reference = None
+        if args.reference or os.path.isfile(ref_path):
+            reference = _read_reference(ref_path, mu.shape[1])
+        if reference is not None:
+            reference = (*reference[:2], f"training latents from {ref_path}")
+        return evaluate_unlabelled(
+            args, model, X, paths, mu, pose,
+            source=source, reference=reference, start=start,
+        )  # fmt: skip
     Z_ref, y_ref, ref_row, ref_text = _reference(args, model, paths, y, mu, source)
     res = evaluate_map(
         Z_ref,
@@ -338,6 +397,16 @@ def run(args):
                 x_traverse=X[[int(pick)]],
                 embedding=args.embedding,
             )
+            if len(model.input_shape_) == 3:
+                written += write_volumes(
+                    report_dir,
+                    model,
+                    X,
+                    y,
+                    class_centres(Z_ref, y_ref),
+                    voxel_size=getattr(X, "voxel_size", None),
+                    quiet=args.quiet,
+                )
         metrics["wall_seconds"] = round(time.perf_counter() - start, 2)
         if report_dir is not None:
             write_json(os.path.join(report_dir, "metrics.json"), metrics)
@@ -377,8 +446,10 @@ def _final(path, tmp, out):
 
 def _owned(name, is_dir):
     """Whether an entry of --out is one `evaluate` writes (--overwrite)."""
+    if is_dir:
+        return name == VOLUMES
     suffixes = (".csv", ".parquet", ".json", ".png", ".star", ".txt")
-    return not is_dir and name.lower().endswith(suffixes)
+    return name.lower().endswith(suffixes)
 
 
 #: README.txt written next to the results of ``skavae evaluate``.
@@ -402,4 +473,7 @@ latents.csv: one row per file: path, file, label, seen, in_reference, the
   set_output(transform="pandas")), pose0.., knn_prediction, knn_correct.
 soft_knn.csv: per file, the fraction of its soft neighbours in each class.
 metrics.json: the settings, the accuracy and where unseen classes land.
+volumes/ (3D data): <class>_centre.mrc, the decoder's volume at the mean
+  latent of each class of the reference map; <class>_average.mrc, the mean
+  input volume of each class; the voxel size is in their headers.
 """

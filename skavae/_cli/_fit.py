@@ -12,7 +12,7 @@ import numpy as np
 
 import skavae
 from skavae._cli._args import (
-    add_follow_symlinks,
+    add_folder_options,
     add_particle_options,
     setting,
 )
@@ -30,7 +30,7 @@ from skavae._cli._common import (
     write_table,
     write_text,
 )
-from skavae._cli._config import resolve, to_toml
+from skavae._cli._config import FOLDER_SETTINGS, resolve, to_toml
 from skavae._persistence import save_model
 
 HELP = (
@@ -45,6 +45,9 @@ EXAMPLES = """examples:
   skavae fit train/ --affinity train/affinity.csv -o model.skavae
   skavae fit train/ --metric fsc --latent-dims 8 --beta 1 --gamma 2 --epochs 30
   skavae fit train/ --config settings.toml --epochs 50   # options override it
+  skavae fit shrec/ --label-regex '^([^_]+)_' --resample --resolution 20
+  skavae fit train/ --classes train/classes.csv --skip-unlisted
+  skavae fit particles/ --unlabelled                # no labels: no affinity
   skavae fit --particles tomos/tomo_000.star --tomograms tomos/ --box 32 \
       --affinity tomos/affinity.csv -o run/model.skavae
 
@@ -52,6 +55,10 @@ with --particles (RELION/Warp .star, Dynamo .tbl or CSV) the subtomograms are
 cut from the tomograms on the fly, labels come from the class column
 (skavaeClassName, else rlnClassNumber; --label-column to choose) and known
 tilt ranges turn on the wedge-aware loss.
+a folder's labels come from the file names (<label>_<id>.mrc), --label-regex,
+--classes or none (--unlabelled: a plain beta-VAE, no affinity); its voxel size
+from the headers (mixed sizes refused unless --resample; --voxel-size replaces
+it); --resolution (Å) limits the FSC metric.
 settings come from the command line, then --config (TOML: `epochs = 30`,
 `filters = [8, 16, 32]`, ... named like the options), then the defaults.
 Next to MODEL (e.g. run/model.skavae) it writes run/model.toml (the settings
@@ -74,11 +81,15 @@ def add_arguments(p):
     p.add_argument("-c", "--config", metavar="TOML", help="settings file (TOML)")
     group = p.add_mutually_exclusive_group()
     for name, (_, default, text) in SETTINGS.items():
+        if name in FOLDER_SETTINGS:  # add_folder_options, below
+            continue
         flags = ["-o"] if name == "output" else []
         flags.append("--" + name.replace("_", "-"))
         target = group if name in ("affinity", "metric") else p
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
-        metavar = {"output": "MODEL", "affinity": "CSV"}.get(name, name.upper())
+        metavar = {"output": "MODEL", "affinity": "CSV", "resolution": "A"}.get(
+            name, name.upper()
+        )
         if name == "metric":
             metavar = "{fsc,soap,mean-difference,none}"
         target.add_argument(
@@ -90,7 +101,11 @@ def add_arguments(p):
             help=text if default is None else f"{text} (default: {shown})",
         )
     p.add_argument("--overwrite", action="store_true", help="replace MODEL")
-    add_follow_symlinks(p)
+    add_folder_options(
+        p,
+        unlabelled_help="train without labels: no class-level affinity (the "
+        "beta-VAE term only) and no classes in the model",
+    )
     add_particle_options(p, box_default=32)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -131,6 +146,44 @@ def _check_output(output, overwrite):
         ) from None
 
 
+def _check_label_settings(s, origin, on_particles):
+    """Usage errors of the folder settings against the other settings.
+
+    ``--unlabelled`` trains without an affinity: an ``--affinity`` or a
+    ``--metric`` given is refused, the default metric becomes ``none`` (so
+    the saved TOML reruns the same fit). ``--resolution`` needs the FSC metric.
+    Folder options other than ``--follow-symlinks`` do not apply to
+    ``--particles``.
+    """
+    if on_particles:
+        for name in FOLDER_SETTINGS:
+            if name != "follow_symlinks" and s[name] not in (None, False):
+                option = "--" + name.replace("_", "-")
+                raise UsageError(
+                    f"{option} applies to a DATA_DIR folder, not to --particles "
+                    "(labels come from --label-column)."
+                )
+    if s["unlabelled"]:
+        if s["affinity"] is not None:
+            raise UsageError(
+                "--unlabelled trains without labels, hence without a class-level "
+                "affinity; drop --affinity."
+            )
+        if s["metric"] not in (None, "none") and origin["metric"] != "default":
+            raise UsageError(
+                f"--unlabelled trains without labels, hence without --metric "
+                f"{s['metric']}; drop it (or give --metric none)."
+            )
+        s["metric"] = "none"
+    if s["resolution"] is not None and (
+        s["affinity"] is not None or s["metric"] != "fsc"
+    ):
+        raise UsageError(
+            "--resolution limits the FSC metric computed by `skavae fit`; it "
+            "needs --metric fsc and no --affinity."
+        )
+
+
 def _train(vae, data, y, **fit_params):
     """Fit; return how training stopped (``vae.stopped_reason_``).
 
@@ -155,7 +208,7 @@ def run(args):
     start = time.perf_counter()
     settings, origin = resolve(args)
     s = settings
-    for name in ("output", "affinity"):  # the saved settings work from anywhere
+    for name in ("output", "affinity", "classes"):  # saved settings work anywhere
         if s[name] is not None:
             s[name] = os.path.abspath(s[name])
     device = _check_device(s["device"])
@@ -173,16 +226,18 @@ def run(args):
     quiet = args.quiet
 
     fit_params, what = {}, "files"
-    if _tomo.check_particle_options(args):
+    on_particles = _tomo.check_particle_options(args)
+    _check_label_settings(s, origin, on_particles)
+    if on_particles:
         X = _tomo.load_particles(args, args.box)
         y = _tomo.particle_labels(X, args.label_column, required=True)
         paths, source, what = X.ids, args.particles, "particles"
         if X.tilt_ranges is not None:  # the wedge-aware loss, per particle
             fit_params["tilt_ranges"] = X.tilt_ranges
     else:
-        X, y, names = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
+        X, y, names = load_folder(args.data_dir, **{k: s[k] for k in FOLDER_SETTINGS})
         paths, source = X.paths, args.data_dir
-    classes = sorted(set(y.tolist()))
+    classes = [] if y is None else sorted(set(y.tolist()))
     if len(X) < 2:
         raise CLIError(f"{source!r} holds {len(X)} {what}; training needs 2+.")
     if s["affinity"] is not None:
@@ -196,8 +251,11 @@ def run(args):
             n_per_class=s["n_per_class"],
             seed=s["seed"],
             quiet=quiet,
+            resolution=s["resolution"],
         )
         affinity_source = f"{s['metric']} on up to {s['n_per_class']} {what} per class"
+    elif y is None:
+        matrix, affinity_source = None, "none (unlabelled: no affinity term)"
     else:
         matrix, affinity_source = None, "none (no affinity term)"
     if X.size * 4 <= IN_MEMORY_BYTES:
@@ -210,9 +268,10 @@ def run(args):
             file=sys.stderr,
         )
     shape = "x".join(str(v) for v in data.shape[1:])
+    n_classes = f"{len(classes)} classes" if y is not None else "no labels"
     print(
-        f"Training AffinityVAE on {len(data)} {what} ({shape}, {len(classes)} "
-        f"classes) from {source} for {s['epochs']} epochs on {device}; "
+        f"Training AffinityVAE on {len(data)} {what} ({shape}, {n_classes}"
+        f") from {source} for {s['epochs']} epochs on {device}; "
         f"affinity: {affinity_source}"
         + ("; wedge-aware loss (tilt ranges of the particles)." if fit_params else "."),
         file=sys.stderr,
