@@ -1256,6 +1256,73 @@ CLI_CASES = {
         "a_truncated.mrc",
         (1,),
     ),
+    # how a data folder is read (issue 17 1b)
+    "cli-fit-skip-unlisted-without-classes": (
+        ["fit", at("good"), "--skip-unlisted", "-o", out("m"), *TINY],
+        "--skip-unlisted needs --classes",
+        (2,),
+    ),
+    "cli-fit-two-sources-of-labels": (
+        ["fit", at("good"), "--label-regex", "(a)", "--unlabelled", "-o", out("m")],
+        "at most one source of labels",
+        (2,),
+    ),
+    "cli-fit-bad-label-regex": (
+        ["fit", at("good"), "--label-regex", "(", "-o", out("m")],
+        "--label-regex.*not a regular expression",
+        (2,),
+    ),
+    "cli-fit-resolution-below-nyquist": (
+        ["fit", at("good"), "--resolution", "1", "-o", out("m"), *TINY],
+        "Nyquist",
+        (2,),
+    ),
+    "cli-fit-unlabelled-with-affinity": (
+        ["fit", at("good"), "--unlabelled", "--affinity", at("missing-b.csv")],
+        "drop --affinity",
+        (2,),
+    ),
+    "cli-affinity-label-regex-no-match": (
+        ["affinity", at("good"), "--label-regex", "^(zzz)", "-o", out("a.csv")],
+        "does not match",
+        (1,),
+    ),
+    "cli-affinity-classes-garbage": (
+        ["affinity", at("good"), "--classes", at("garbage.csv"), "-o", out("a.csv")],
+        "garbage.csv",
+        (1,),
+    ),
+    "cli-affinity-classes-missing": (
+        ["affinity", at("good"), "--classes", at("no.csv"), "-o", out("a.csv")],
+        "no.csv",
+        (1,),
+    ),
+    "cli-affinity-unlabelled": (
+        ["affinity", at("good"), "--unlabelled", "-o", out("a.csv")],
+        "needs labels",
+        (2,),
+    ),
+    "cli-evaluate-n-clusters-without-unlabelled": (
+        ["evaluate", MODEL, at("train"), "--n-clusters", "2", "--out", out("e")],
+        "--n-clusters applies to --unlabelled",
+        (2,),
+    ),
+    "cli-evaluate-more-clusters-than-files": (
+        [
+            "evaluate",
+            MODEL,
+            at("train"),
+            "--unlabelled",
+            "--n-clusters",
+            "999",
+            "--out",
+            out("e"),
+            "--no-figures",
+            "-q",
+        ],
+        "more than the 24 files",
+        (2,),
+    ),  # fmt: skip
 }
 for name, (argv, match, codes) in CLI_CASES.items():
     case(name, ok())(cli_error(*argv, match=match, code=codes))
