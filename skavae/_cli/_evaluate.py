@@ -41,6 +41,7 @@ from skavae._cli._report import (
 )
 from skavae._cli._volumes import FOLDER as VOLUMES
 from skavae._cli._volumes import class_centres, write_volumes
+from skavae._cli._volumes import summarise as _summarise
 
 HELP = (
     "latents, KNN results and figures of a .mrc folder",
@@ -398,14 +399,16 @@ def run(args):
                 embedding=args.embedding,
             )
             if len(model.input_shape_) == 3:
-                written += write_volumes(
-                    report_dir,
-                    model,
-                    X,
-                    y,
-                    class_centres(Z_ref, y_ref),
-                    voxel_size=getattr(X, "voxel_size", None),
-                    quiet=args.quiet,
+                written += _summarise(
+                    write_volumes(
+                        report_dir,
+                        model,
+                        X,
+                        y,
+                        class_centres(Z_ref, y_ref),
+                        voxel_size=getattr(X, "voxel_size", None),
+                        quiet=args.quiet,
+                    )
                 )
         metrics["wall_seconds"] = round(time.perf_counter() - start, 2)
         if report_dir is not None:

@@ -68,7 +68,7 @@ def evaluate_unlabelled(args, model, X, paths, mu, pose, *, source, reference, s
     """
     from skavae._cli._evaluate import README, _owned
     from skavae._cli._report import write_figures
-    from skavae._cli._volumes import write_volumes
+    from skavae._cli._volumes import summarise, write_volumes
 
     k = n_clusters_of(args, model, len(mu))
     codes, centres, silhouette = cluster_latents(mu.astype(np.float64), k)
@@ -128,14 +128,16 @@ def evaluate_unlabelled(args, model, X, paths, mu, pose, *, source, reference, s
                 embedding=args.embedding,
             )
             if len(model.input_shape_) == 3:
-                written += write_volumes(
-                    tmp,
-                    model,
-                    X,
-                    cluster,
-                    dict(zip(names, centres)),
-                    voxel_size=getattr(X, "voxel_size", None),
-                    quiet=args.quiet,
+                written += summarise(
+                    write_volumes(
+                        tmp,
+                        model,
+                        X,
+                        cluster,
+                        dict(zip(names, centres)),
+                        voxel_size=getattr(X, "voxel_size", None),
+                        quiet=args.quiet,
+                    )
                 )
         metrics["wall_seconds"] = round(time.perf_counter() - start, 2)
         write_json(os.path.join(tmp, "metrics.json"), metrics)
@@ -147,8 +149,7 @@ def evaluate_unlabelled(args, model, X, paths, mu, pose, *, source, reference, s
         f"latents; no labels, so no accuracy): sizes "
         f"{' '.join(str(int(v)) for v in sizes)}; silhouette {score}."
     )
-    shown = ", ".join(written[:6]) + (", ..." if len(written) > 6 else "")
-    print(f"Wrote {shown} to {args.out}", file=sys.stdout)
+    print(f"Wrote {', '.join(written)} to {args.out}", file=sys.stdout)
     return 0
 
 

@@ -95,3 +95,8 @@ def class_centres(Z, y):
     """``{class: mean latent}`` of a labelled latent map, classes sorted."""
     y = np.asarray(y).astype(str)
     return {c: Z[y == c].mean(axis=0) for c in sorted(set(y.tolist()))}
+
+
+def summarise(written):
+    """``["volumes/ (n .mrc files)"]`` for the "Wrote ..." line of a command."""
+    return [f"{FOLDER}/ ({len(written)} .mrc files)"] if written else []
