@@ -301,6 +301,7 @@ def run(args):
         return evaluate_unlabelled(
             args, model, X, paths, mu, pose,
             source=source, reference=reference, start=start,
+            owned=_owned, readme=README,
         )  # fmt: skip
     Z_ref, y_ref, ref_row, ref_text = _reference(args, model, paths, y, mu, source)
     res = evaluate_map(

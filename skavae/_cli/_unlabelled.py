@@ -60,13 +60,15 @@ def cluster_latents(Z, n_clusters, *, random_state=0):
     return labels, km.cluster_centers_, score
 
 
-def evaluate_unlabelled(args, model, X, paths, mu, pose, *, source, reference, start):
+def evaluate_unlabelled(
+    args, model, X, paths, mu, pose, *, source, reference, start, owned, readme
+):
     """Cluster, write the results folder, print the summary; return 0.
 
     ``reference`` is ``(Z_ref, y_ref, description)`` of a labelled reference
-    map, or None.
+    map, or None; ``owned`` and ``readme`` are ``evaluate``'s rule of the
+    files it replaces with ``--overwrite`` and its README text.
     """
-    from skavae._cli._evaluate import README, _owned
     from skavae._cli._report import write_figures
     from skavae._cli._volumes import summarise, write_volumes
 
@@ -109,7 +111,7 @@ def evaluate_unlabelled(args, model, X, paths, mu, pose, *, source, reference, s
         "silhouette_score": silhouette,
         "reference": None if reference is None else reference[2],
     }
-    with output_folder(args.out, overwrite=True, option="--out", owned=_owned) as tmp:
+    with output_folder(args.out, overwrite=True, option="--out", owned=owned) as tmp:
         write_table(os.path.join(tmp, f"latents.{fmt}"), latents)
         write_table(os.path.join(tmp, "clusters.csv"), table)
         written = [f"latents.{fmt}", "clusters.csv"]
@@ -141,7 +143,7 @@ def evaluate_unlabelled(args, model, X, paths, mu, pose, *, source, reference, s
                 )
         metrics["wall_seconds"] = round(time.perf_counter() - start, 2)
         write_json(os.path.join(tmp, "metrics.json"), metrics)
-        write_text(os.path.join(tmp, "README.txt"), README + README_UNLABELLED)
+        write_text(os.path.join(tmp, "README.txt"), readme + README_UNLABELLED)
         written += ["metrics.json", "README.txt"]
     score = "-" if silhouette is None else f"{silhouette:.3f}"
     print(
