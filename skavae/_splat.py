@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from skavae._checks import check_int
 from skavae._render import DEFAULT_CHUNK_ELEMENTS, grid_coordinates, render_splats
 
 __all__ = [
@@ -243,8 +244,7 @@ class SplatDecoder(nn.Module):
             ("refine_channels", refine_channels),
             ("max_chunk_elements", max_chunk_elements),
         ):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+            check_int(value, name)
         sizes, words = splat_pose_dims(ndim)
         if pose_dims not in sizes:
             raise ValueError(

@@ -12,15 +12,13 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skavae._checks import check_int
 from skavae._evaluation._latents import check_labels, latents_of
 from skavae._evaluation._unknown import output_dtype, resolve_unknown_label
 
 
 def _fit_knn(X_ref, y_ref, model, n_neighbors):
-    if not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1:
-        raise ValueError(
-            f"n_neighbors must be a positive integer; got {n_neighbors!r}."
-        )
+    n_neighbors = check_int(n_neighbors, "n_neighbors")
     Z_ref = latents_of(X_ref, model, name="X_ref")
     y_ref = check_labels(y_ref, len(Z_ref), name="y_ref")
     knn = KNeighborsClassifier(n_neighbors=min(int(n_neighbors), len(Z_ref)))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
@@ -11,13 +9,8 @@ from sklearn.cluster import HDBSCAN
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
+from skavae._checks import check_int
 from skavae._evaluation._latents import check_labels
-
-
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-    return int(value)
 
 
 def _reference_sample(codes, n_classes, n_per_class, random_state):
@@ -150,11 +143,11 @@ def discover_clusters(
         raise ValueError(
             f"Z_unknown has {Z.shape[1]} dimensions but Z_seen has {Z_seen.shape[1]}."
         )
-    min_cluster_size = _check_int(min_cluster_size, "min_cluster_size", 2)
+    min_cluster_size = check_int(min_cluster_size, "min_cluster_size", low=2)
     if min_samples is not None:
-        min_samples = _check_int(min_samples, "min_samples", 1)
-    n_reference = _check_int(n_reference, "n_reference", 0)
-    n_nearest = _check_int(n_nearest, "n_nearest", 1)
+        min_samples = check_int(min_samples, "min_samples", low=1)
+    n_reference = check_int(n_reference, "n_reference", low=0)
+    n_nearest = check_int(n_nearest, "n_nearest", low=1)
     classes, codes = np.unique(y_seen, return_inverse=True)
     centres = np.stack([Z_seen[codes == k].mean(axis=0) for k in range(len(classes))])
     n_nearest = min(n_nearest, len(classes))

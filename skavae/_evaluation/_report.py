@@ -8,6 +8,7 @@ from scipy.spatial.distance import cdist
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
+from skavae._checks import check_int
 from skavae._evaluation._classifiers import ClusterMeanClassifier
 from skavae._evaluation._latents import check_labels, latents_of
 from skavae._evaluation._metrics import separation_score
@@ -24,12 +25,6 @@ _COLUMNS = [
     "nearest_seen_class",
     "nearest_seen_distance",
 ]
-
-
-def _check_k(value, name):
-    if not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    return int(value)
 
 
 def _folds(y, cv):
@@ -160,9 +155,9 @@ def latent_map_report(
     b       True       1.0               b                  a
     c      False       NaN               b                  b
     """
-    k_hard = _check_k(n_neighbors, "n_neighbors")
-    k_soft = _check_k(n_soft_neighbors, "n_soft_neighbors")
-    cv = _check_k(cv, "cv")
+    k_hard = check_int(n_neighbors, "n_neighbors")
+    k_soft = check_int(n_soft_neighbors, "n_soft_neighbors")
+    cv = check_int(cv, "cv")
     Z_ref = latents_of(X_seen, model, name="X_seen")
     y_ref = check_labels(y_seen, len(Z_ref), name="y_seen")
     cluster = ClusterMeanClassifier(n_sigma=n_sigma)

@@ -9,6 +9,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from skavae._checks import check_int
 from skavae._evaluation._metrics import pose_angle_fit
 from skavae._plotting._utils import (
     as_batch,
@@ -20,12 +21,6 @@ from skavae._plotting._utils import (
     image_grid,
     new_figure,
 )
-
-
-def _check_int(value, name, minimum):
-    if not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
 
 
 def _pick(X, index):
@@ -94,7 +89,7 @@ def plot_traversals(
     10
     """
     shape = check_decoder(model)
-    n_steps = _check_int(n_steps, "n_steps", 1)
+    n_steps = check_int(n_steps, "n_steps", low=1)
     if n_steps % 2 == 0:
         raise ValueError(f"n_steps must be odd (input in the centre); got {n_steps}.")
     if not isinstance(span, Real) or not span > 0:
@@ -176,7 +171,7 @@ def plot_interpolation_grid(model, X, *, n_steps=5, projection="slice", cmap="gr
     9
     """
     shape = check_decoder(model)
-    n_steps = _check_int(n_steps, "n_steps", 2)
+    n_steps = check_int(n_steps, "n_steps", low=2)
     X = as_batch(model, X)
     if len(X) != 4:
         raise ValueError(f"X must hold exactly 4 objects (the corners); got {len(X)}.")
@@ -260,7 +255,7 @@ def plot_pose_sweep(
     6
     """
     shape = check_decoder(model)
-    n_steps = _check_int(n_steps, "n_steps", 2)
+    n_steps = check_int(n_steps, "n_steps", low=2)
     X = as_batch(model, X)
     mu, pose = encode(model, X)
     if pose is None:
@@ -364,7 +359,7 @@ def plot_reconstructions(model, X, *, n_samples=8, projection="slice", cmap="gra
     8
     """
     shape = check_decoder(model)
-    n_samples = _check_int(n_samples, "n_samples", 1)
+    n_samples = check_int(n_samples, "n_samples", low=1)
     X = as_batch(model, X)[:n_samples]
     n = len(X)
     mu, pose = encode(model, X)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from numbers import Integral
 
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
+from skavae._checks import check_int
 from skavae._files import atomic_path
 from skavae.affinity._base import _as_objects
 
@@ -254,14 +254,7 @@ def class_affinity_matrix(
                 "class_affinity_matrix needs at least one object; X is empty."
             )
         _check_labels(y)
-        if (
-            not isinstance(n_per_class, Integral)
-            or isinstance(n_per_class, bool)
-            or n_per_class < 1
-        ):
-            raise ValueError(
-                f"n_per_class must be a positive integer; got {n_per_class!r}."
-            )
+        n_per_class = check_int(n_per_class, "n_per_class")
         rng = check_random_state(random_state)
         labels = sorted(pd.unique(y).tolist(), key=lambda v: (str(type(v)), v))
         picks, owner = [], []

@@ -31,14 +31,13 @@ the mostly empty tomogram would give a much lower figure).
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 from sklearn.utils import check_random_state
 
+from skavae._checks import check_int
 from skavae._ctf import CTF
 from skavae._wedge import MissingWedge
 from skavae.datasets._shipped import load_atoms
@@ -263,8 +262,7 @@ def make_tomogram(
         resolution = 2.0 * voxel_size
     resolution = check_real(resolution, "resolution", low=0.0, low_inclusive=False)
     gap = check_real(gap, "gap", low=0.0)
-    if isinstance(box, bool) or not isinstance(box, Integral) or box < 4:
-        raise ValueError(f"box must be an integer >= 4; got {box!r}.")
+    box = check_int(box, "box", low=4)
     if box > min(shape):
         raise ValueError(f"box {box} is larger than the tomogram {shape}.")
     if noise not in ("white", "wedge"):

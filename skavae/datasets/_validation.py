@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
+from skavae._checks import check_real  # re-exported for the generators
+
 
 def check_positive_int(value, name, *, minimum=1):
-    """Return ``value`` as an int, or raise a ValueError naming ``name``."""
+    """Return ``value`` as an int ``>= minimum``, or raise a ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
     return int(value)
-
-
-def check_real(value, name, *, low=None, high=None, low_inclusive=True):
-    """Return ``value`` as a float in [low, high], or raise a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number; got {value!r}.")
-    value = float(value)
-    if low is not None and (value < low or (not low_inclusive and value == low)):
-        bound = ">=" if low_inclusive else ">"
-        raise ValueError(f"{name} must be {bound} {low}; got {value!r}.")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}; got {value!r}.")
-    return value
 
 
 def balanced_labels(n_samples, n_classes, rng):

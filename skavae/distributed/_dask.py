@@ -9,6 +9,7 @@ import uuid
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from skavae._checks import check_int
 from skavae._data import make_batches
 
 
@@ -109,8 +110,7 @@ def transform(
     (40, 2)
     """
     check_is_fitted(model, "module_")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}.")
+    chunk_size = check_int(chunk_size, "chunk_size")
     if out is not None:
         out = os.fspath(out)
         if os.path.exists(out):

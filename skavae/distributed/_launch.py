@@ -14,6 +14,8 @@ from sklearn.base import clone
 from torch import distributed as dist
 from torch import multiprocessing as mp
 
+from skavae._checks import check_int
+
 #: the variables torchrun sets that :func:`init_from_env` needs
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -216,8 +218,7 @@ def fit(estimator, X, y=None, *, n_procs=2, backend="gloo", timeout=300, **fit_p
     >>> fit(vae, X, n_procs=2).n_iter_  # doctest: +SKIP
     1
     """
-    if not isinstance(n_procs, int) or isinstance(n_procs, bool) or n_procs < 1:
-        raise ValueError(f"n_procs must be a positive integer; got {n_procs!r}.")
+    n_procs = check_int(n_procs, "n_procs")
     if backend not in ("gloo", "nccl"):
         raise ValueError(f"backend must be 'gloo' or 'nccl'; got {backend!r}.")
     if backend == "nccl" and torch.cuda.device_count() < n_procs:

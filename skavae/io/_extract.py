@@ -26,11 +26,11 @@ units or at another binning).
 from __future__ import annotations
 
 import warnings
-from numbers import Integral
 
 import numpy as np
 import pandas as pd
 
+from skavae._checks import check_int
 from skavae.io._columns import _check_binning, _check_pixel_size
 from skavae.io._mrcout import write_mrc, write_subtomograms
 from skavae.io._particles import read_particles
@@ -88,9 +88,7 @@ def _assign(particles, files, where):
 
 
 def _check_box(box):
-    if isinstance(box, bool) or not isinstance(box, Integral) or box < 2:
-        raise ValueError(f"box must be an integer >= 2 (voxels); got {box!r}.")
-    return int(box)
+    return check_int(box, "box", low=2, unit="voxels")
 
 
 def _tilt_ranges(particles, tilt_range, names):

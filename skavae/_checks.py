@@ -1,0 +1,41 @@
+"""Checks of scalar arguments of public functions, with one wording everywhere.
+
+Estimator-like classes declare ``_parameter_constraints`` (scikit-learn's
+machinery); plain functions whose messages must name the argument and the
+accepted range in one line use these two helpers. Booleans are never accepted
+as numbers.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+
+
+def check_int(value, name, *, low=1, unit=""):
+    """Return ``value`` as an int ``>= low``, or raise a ValueError naming ``name``.
+
+    The message reads "``name`` must be a positive integer" for ``low=1``,
+    "an integer >= low" otherwise; ``unit`` (e.g. ``"voxels"``) is added in
+    parentheses.
+    """
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        if unit:
+            what += f" ({unit})"
+        raise ValueError(f"{name} must be {what}; got {value!r}.")
+    return int(value)
+
+
+def check_real(value, name, *, low=None, high=None, low_inclusive=True):
+    """Return ``value`` as a finite float in [low, high], or raise a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value!r}.")
+    value = float(value)
+    if low is not None and (value < low or (not low_inclusive and value == low)):
+        bound = ">=" if low_inclusive else ">"
+        raise ValueError(f"{name} must be {bound} {low}; got {value!r}.")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}; got {value!r}.")
+    return value
