@@ -37,14 +37,13 @@ from skavae._data import (
 )
 from skavae._inference import FittedVAEMixin
 from skavae._network import AffinityVAENetwork
+from skavae._process import sigterm_as_interrupt, torch_threads
 from skavae._splat import splat_pose_dims
 from skavae._targets import affinity_target
 from skavae._training import (
     HISTORY_COLUMNS,
     TrainConfig,
     TrainResult,
-    sigterm_as_interrupt,
-    torch_threads,
     train,
 )
 from skavae._validation import Count, class_labels

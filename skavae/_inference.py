@@ -24,8 +24,9 @@ from skavae._data import (
     output_dtype,
     resolve_device,
 )
+from skavae._process import torch_threads
 from skavae._targets import affinity_target
-from skavae._training import evaluate_loss, torch_threads
+from skavae._training import evaluate_loss
 from skavae._validation import Count
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -25,8 +25,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import signal
-import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -39,6 +37,7 @@ from tqdm.auto import tqdm
 from skavae._augment import augment_batch, rotation_group
 from skavae._data import make_batches
 from skavae._losses import vae_loss
+from skavae._process import Terminated
 from skavae._schedules import make_schedule
 from skavae._wedge import as_missing_wedge
 from skavae.distributed import _ddp
@@ -67,10 +66,6 @@ class TrainingInterrupted(RuntimeWarning):
     """Ctrl-C or SIGTERM stopped training; the last complete epoch is kept."""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived during training (handled like Ctrl-C)."""
-
-
 @dataclass
 class TrainResult:
     """What :func:`train` did, filled in as epochs complete.
@@ -85,41 +80,6 @@ class TrainResult:
     stopped: str | None = None
     pose_mean: np.ndarray | None = None
     pose_std: np.ndarray | None = None
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Raise :class:`Terminated` on SIGTERM (main thread only), then restore."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):  # not allowed here (an embedded interpreter)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-
-
-@contextlib.contextmanager
-def torch_threads(n_threads):
-    """Limit torch's intra-op threads for the duration of a call."""
-    if n_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _pose_spread(pose_sum, pose_sq, count):
