@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -227,24 +228,28 @@ def run(args):
     from skavae._plotting._explorer_html import write_latent_map
 
     try:
-        write_latent_map(
-            args.out,
-            model,
-            X,
-            None if y is None else np.asarray(y).astype(str),
-            latents=Z,
-            reference=reference,
-            method=method,
-            predictions=np.asarray(res["hard"]).astype(str),
-            unknown=unknown,
-            decoded=not args.no_decoded,
-            particles=particles,
-            projection=args.projection,
-            thumbnail_size=args.thumbnail_size,
-            max_thumbnails=args.max_thumbnails,
-            random_state=args.seed,
-            title=args.title or f"skavae latent map of {os.path.basename(source)}",
-        )
+        with warnings.catch_warnings():
+            # umap-learn's note that a seed makes it single-threaded: not ours
+            warnings.filterwarnings("ignore", message="n_jobs value", module="umap")
+            write_latent_map(
+                args.out,
+                model,
+                X,
+                None if y is None else np.asarray(y).astype(str),
+                latents=Z,
+                reference=reference,
+                method=method,
+                predictions=np.asarray(res["hard"]).astype(str),
+                unknown=unknown,
+                decoded=not args.no_decoded,
+                particles=particles,
+                projection=args.projection,
+                thumbnail_size=args.thumbnail_size,
+                max_thumbnails=args.max_thumbnails,
+                random_state=args.seed,
+                title=args.title
+                or f"skavae latent map of {os.path.basename(os.path.normpath(source))}",
+            )
     except ValueError as exc:
         raise CLIError(f"{source}: {exc}") from None
     size = os.path.getsize(args.out) / 1e6

@@ -151,9 +151,9 @@ def _add_reference(fig, go, E_ref, y_ref, colours, marker_size):
                 name=f"{cat} (training)",
                 legendgroup="training",
                 marker={
-                    "size": max(2.0, 0.6 * marker_size),
+                    "size": max(3.0, 0.7 * marker_size),
                     "color": colours.get(cat, PALETTE[0]),
-                    "opacity": 0.3,
+                    "opacity": 0.45,
                 },
                 hoverinfo="skip",
             )
