@@ -262,14 +262,7 @@ def run(args):
             )
     model = load_model(args.model)
     if on_particles:
-        shape = tuple(int(v) for v in model.input_shape_)
-        if len(shape) != 3 or len(set(shape)) != 1:
-            raise CLIError(
-                f"{args.model!r} was trained on objects of shape {shape}, not "
-                "cubic subtomograms."
-            )
-        X = _tomo.load_particles(args, args.box or shape[0])
-        y = _tomo.particle_labels(X, args.label_column, required=False)
+        X, y = _tomo.load_model_particles(args, model)
         if y is None:
             y = np.full(len(X), "(unlabelled)")
         paths, source = X.ids, args.particles

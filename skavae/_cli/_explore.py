@@ -175,14 +175,7 @@ def _load(args, model, on_particles):
     from skavae._cli import _tomo
 
     if on_particles:
-        shape = tuple(int(v) for v in model.input_shape_)
-        if len(shape) != 3 or len(set(shape)) != 1:
-            raise CLIError(
-                f"{args.model!r} was trained on objects of shape {shape}, not "
-                "cubic subtomograms."
-            )
-        X = _tomo.load_particles(args, args.box or shape[0])
-        y = _tomo.particle_labels(X, args.label_column, required=False)
+        X, y = _tomo.load_model_particles(args, model)
         return X, y, list(X.ids), args.particles, X.particles
     X, y, _ = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
     return X, y, list(X.paths), args.data_dir, None

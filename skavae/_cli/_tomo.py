@@ -271,3 +271,19 @@ def _readme(args, shape, voxel, box, labels, names):
         "templates/: each structure unrotated, centred on voxel box // 2.\n"
         "affinity.csv: FSC affinity of the templates (for `skavae fit --affinity`).\n"
     )
+
+
+def load_model_particles(args, model):
+    """``(stack, labels or None)`` of ``--particles`` in the box of ``model``.
+
+    The box is ``--box`` or the side of the model's cubic input; a model of
+    another input shape is refused.
+    """
+    shape = tuple(int(v) for v in model.input_shape_)
+    if len(shape) != 3 or len(set(shape)) != 1:
+        raise CLIError(
+            f"{args.model!r} was trained on objects of shape {shape}, not "
+            "cubic subtomograms."
+        )
+    stack = load_particles(args, args.box or shape[0])
+    return stack, particle_labels(stack, args.label_column, required=False)
