@@ -28,6 +28,7 @@ from numbers import Integral
 import numpy as np
 import torch
 from scipy.sparse import issparse
+from sklearn.base import clone
 from sklearn.utils.validation import (
     check_consistent_length,
     column_or_1d,
@@ -226,8 +227,13 @@ def check_X(estimator, X, y=None, *, reset, values=True):
     return X, y, spatial
 
 
-def measured_support(missing_wedge, spatial, n, tilt_ranges=None):
-    """Per-sample measured-coefficient masks ``(masks, index)``, or None."""
+def measured_support(missing_wedge, spatial, n, tilt_ranges=None, *, turns=False):
+    """Per-sample measured-coefficient masks ``(masks, index)``, or None.
+
+    With ``turns`` (training with 90° turns about the beam axis) a third
+    item holds the same masks about the other tilt axis, where a turned
+    sample's wedge lies (see :mod:`skavae._augment`).
+    """
     wedge = as_missing_wedge(missing_wedge)
     if wedge is None and tilt_ranges is None:
         return None
@@ -237,9 +243,19 @@ def measured_support(missing_wedge, spatial, n, tilt_ranges=None):
             f"objects of shape {spatial}, where a tilt wedge has no meaning."
         )
     wedge = wedge if wedge is not None else MissingWedge()
+    if tilt_ranges is not None:
+        tilt_ranges = check_tilt_ranges(tilt_ranges, n, "tilt_ranges")
+    support = _masks(wedge, spatial, n, tilt_ranges)
+    if not turns:
+        return support
+    other = clone(wedge).set_params(tilt_axis=3 - int(wedge.tilt_axis))
+    return (*support, _masks(other, spatial, n, tilt_ranges)[0])
+
+
+def _masks(wedge, spatial, n, tilt_ranges):
     if tilt_ranges is None:
         return wedge.mask(spatial)[None], np.zeros(n, dtype=np.int64)
-    return wedge.masks(spatial, check_tilt_ranges(tilt_ranges, n, "tilt_ranges"))
+    return wedge.masks(spatial, tilt_ranges)
 
 
 # ------------------------------------------------------------------- values
@@ -336,9 +352,10 @@ class BatchSource:
         Spatial shape of one object.
     mean, scale : float
         Standardisation: the network sees ``(x - mean) / scale``.
-    wedge : tuple (masks, index), default=None
+    wedge : tuple (masks, index) or (masks, index, turned), default=None
         Measured Fourier coefficients of each sample: ``masks`` (U, *half)
-        boolean rfftn half spectra, ``index[i]`` the mask of sample ``i``.
+        boolean rfftn half spectra, ``index[i]`` the mask of sample ``i``;
+        ``turned`` the masks of samples turned by 90° about the beam axis.
         None means every coefficient is measured.
     checked : bool, default=False
         The values were checked already (by a fit's scan); otherwise every
@@ -358,10 +375,12 @@ class BatchSource:
         self.scale = float(scale)
         self.checked = checked
         self.in_memory = type(X) is np.ndarray  # a np.memmap is streamed
-        self._masks = self._mask_index = None
+        self._masks = self._mask_index = self._turned = None
         if wedge is not None:
             self._masks = torch.as_tensor(np.asarray(wedge[0]), dtype=torch.bool)
             self._mask_index = torch.as_tensor(np.asarray(wedge[1]), dtype=torch.long)
+            if len(wedge) > 2:
+                self._turned = torch.as_tensor(np.asarray(wedge[2]), dtype=torch.bool)
 
     def __len__(self):
         return len(self.X)
@@ -375,11 +394,22 @@ class BatchSource:
         rows = np.asarray(self.X[idx[order]])
         return rows[np.argsort(order)]
 
-    def support(self, idx, device):
-        """Measured-coefficient masks of the batch ``idx``, or None (all)."""
+    def support(self, idx, device, swapped=None):
+        """Measured-coefficient masks of the batch ``idx``, or None (all).
+
+        ``swapped`` (bool per sample, from :func:`~skavae._augment.augment_batch`)
+        marks the samples turned by 90° about the beam axis, whose wedge now
+        lies about the other tilt axis.
+        """
         if self._masks is None:
             return None
-        return self._masks[self._mask_index[torch.as_tensor(idx)]].to(device)
+        index = self._mask_index[torch.as_tensor(idx)]
+        masks = self._masks[index]
+        if swapped is not None and self._turned is not None:
+            turned = self._turned[index]
+            swapped = swapped.cpu().reshape(-1, *([1] * (masks.ndim - 1)))
+            masks = torch.where(swapped, turned, masks)
+        return masks.to(device)
 
     def get(self, idx, device):
         """Standardised batch ``idx`` on ``device``."""

@@ -196,11 +196,15 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         coefficients (a mean over them, so it equals the plain MSE when nothing
         is missing), and the decoder is not taught to paint the wedge's
         artefacts. Per-sample ranges go to ``fit(..., tilt_ranges=...)``.
-    augment : bool, default=False
+    augment : bool or {"d2", "d4"}, default=False
         Rotate each training sample by a random exact rotation that keeps the
-        missing wedge in place: 180° about the array axes in 3D (about the
-        tilt axis only for an asymmetric tilt range), multiples of 90° for
-        square 2D images (see :mod:`skavae._augment`). Never mirrors.
+        missing wedge in place (see :mod:`skavae._augment`; never mirrors).
+        ``True`` or ``"d2"``: 180° about the array axes in 3D (about the tilt
+        axis only for an asymmetric tilt range), multiples of 90° for square
+        2D images. ``"d4"``: in 3D, also the 90° turns about the beam axis
+        (volumes square in y and x, symmetric wedge): a turn moves the wedge
+        to the other tilt axis, and the wedge-aware loss follows it;
+        otherwise as ``"d2"``.
 
     Attributes
     ----------
@@ -309,7 +313,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         "checkpoint_dir": [None, str, os.PathLike],
         "checkpoint_every": [Count(1)],
         "missing_wedge": [None, "array-like", MissingWedge],
-        "augment": ["boolean"],
+        "augment": ["boolean", StrOptions({"d2", "d4"})],
     }
 
     def __init__(
@@ -448,7 +452,13 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         # the data layer: the objects are checked (and read) once
         X, y, spatial = check_X(self, X, y, reset=first, values=False)
         self._check_options(len(spatial), y)
-        wedge = measured_support(self.missing_wedge, spatial, len(X), tilt_ranges)
+        wedge = measured_support(
+            self.missing_wedge,
+            spatial,
+            len(X),
+            tilt_ranges,
+            turns=self.augment == "d4",
+        )
         if first and self.standardize:
             mean, scale = standardisation(X)  # checks the values as it reads them
         else:
@@ -456,7 +466,10 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
             mean, scale = (0.0, 1.0) if first else (self.input_mean_, self.input_scale_)
         source = BatchSource(X, spatial, mean, scale, wedge=wedge, checked=True)
         config = TrainConfig.from_params(
-            self.get_params(deep=False), spatial, partial=partial
+            self.get_params(deep=False),
+            spatial,
+            partial=partial,
+            tilt_ranges=tilt_ranges,
         )
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)

@@ -167,11 +167,13 @@ class TrainConfig:
     cosine_offset: int = 0
 
     @classmethod
-    def from_params(cls, params, spatial, *, partial):
+    def from_params(cls, params, spatial, *, partial, tilt_ranges=None):
         """The config of a ``fit`` (``partial``: one ``partial_fit`` epoch).
 
         ``params`` are the estimator's ``get_params()``; the schedules are
-        built (and checked) here, before training starts.
+        built (and checked) here, before training starts. ``tilt_ranges``
+        (per sample) restrict the augmentation to the rotations that keep
+        every sample's wedge.
         """
         schedules = {}
         for name in ("beta_schedule", "gamma_schedule"):
@@ -188,7 +190,12 @@ class TrainConfig:
         augment = []
         if params["augment"]:
             wedge = as_missing_wedge(params["missing_wedge"])
-            augment = rotation_group(spatial, wedge)
+            augment = rotation_group(
+                spatial,
+                wedge,
+                tilt_ranges=tilt_ranges,
+                turns=params["augment"] == "d4",
+            )
         return cls(
             beta=params["beta"],
             gamma=params["gamma"],
@@ -268,10 +275,13 @@ def _train_epoch(
             idx = idx[bounds[0] : bounds[1]]
             weight = len(idx) * shard.world_size / n_global
         x = source.get(idx, device)
+        swapped = None
         if config.augment and shard is not None:
-            x = _ddp.augment_shard(x, config.augment, shuffle, n_global, bounds)
+            x, swapped = _ddp.augment_shard(
+                x, config.augment, shuffle, n_global, bounds
+            )
         elif config.augment:
-            x = augment_batch(x, config.augment, shuffle)
+            x, swapped = augment_batch(x, config.augment, shuffle)
         aff = target(idx, device) if target is not None else None
         with _autocast(device, config.precision):
             if shard is None:
@@ -287,7 +297,7 @@ def _train_epoch(
                 beta,
                 gamma,
                 aff,
-                source.support(idx, device),
+                source.support(idx, device, swapped),
             )
         optimizer.zero_grad(set_to_none=True)
         (total * weight if shard is not None else total).backward()

@@ -16,8 +16,9 @@ def rotation_averaged_transform(model, X, *, missing_wedge=None):
 
     Each object is encoded in every pose of the exact rotation group that
     ``AffinityVAE(augment=True)`` trains with (the 180° rotations of D2 in 3D
-    that keep the missing wedge in place, 90° turns of square images) and the
-    latent means are averaged: test-time augmentation. On the realistic
+    that keep the missing wedge in place, 90° turns of square images; with
+    ``augment="d4"`` also the 90° turns about the beam axis) and the latent
+    means are averaged: test-time augmentation. On the realistic
     protein benchmark (SNR 0.1, ±60° wedge, CTF, 12 classes, 3 seeds) it raised
     hard-KNN accuracy from 0.818 to 0.870 (``benchmarks/README.md``).
 
@@ -56,7 +57,8 @@ def rotation_averaged_transform(model, X, *, missing_wedge=None):
     if missing_wedge is None:
         missing_wedge = getattr(model, "missing_wedge", None)
     wedge = as_missing_wedge(missing_wedge) if X.ndim == 4 else None
-    group = rotation_group(X.shape[1:], wedge)
+    turns = getattr(model, "augment", False) == "d4"
+    group = rotation_group(X.shape[1:], wedge, turns=turns)
     return np.mean(
         [model.transform(apply_rotation(X, ops, first_spatial=1)) for ops in group],
         axis=0,

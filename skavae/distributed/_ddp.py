@@ -24,7 +24,7 @@ import torch
 from torch import distributed as dist
 from torch import nn
 
-from skavae._augment import apply_rotation
+from skavae._augment import rotate_by_codes
 
 
 def context():
@@ -170,13 +170,7 @@ def augment_shard(x, group, generator, n, bounds):
     would) and this rank's ``bounds`` kept.
     """
     if len(group) < 2:
-        return x
+        return x, None
     lo, hi = bounds
     codes = torch.randint(len(group), (n,), generator=generator)[lo:hi]
-    out = x.clone()
-    for code in range(1, len(group)):
-        sel = torch.nonzero(codes == code).flatten().to(x.device)
-        if len(sel):
-            rotated = apply_rotation(x.index_select(0, sel), group[code])
-            out.index_copy_(0, sel, rotated)
-    return out
+    return rotate_by_codes(x, group, codes)
