@@ -496,3 +496,46 @@ def test_fit_rejects_bad_schedule_settings(folders, tmp_path, capsys):
     assert main([*args, "--decoder", "splat", "--pose-dims", "2", "--epochs", "1",
                  "--metric", "none"]) == 1  # fmt: skip
     assert "pose_dims" in _error_line(capsys)
+
+
+def test_fit_settings_follow_the_estimators_defaults_and_constraints():
+    """Defaults, limits and choices of the estimator-backed settings are read
+    from AffinityVAE, so a change there reaches `skavae fit` unedited."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skavae._cli._config import ESTIMATOR_SETTINGS, SETTINGS
+    from skavae._schedules import SCHEDULE_NAMES
+
+    defaults = AffinityVAE().get_params()
+    for name, param in ESTIMATOR_SETTINGS.items():
+        default = defaults[param]
+        assert SETTINGS[name][1] == (
+            list(default) if isinstance(default, tuple) else default
+        ), name
+    probes = {
+        "latent_dims": ["0", "1"],
+        "pose_dims": ["-1", "0"],
+        "beta": ["-0.5", "0"],
+        "epochs": ["0", "2"],
+        "batch_size": ["1", "2"],
+        "learning_rate": ["0", "1e-4"],
+        "validation_fraction": ["1", "0.99"],
+        "schedule_ratio": ["0", "1"],
+        "max_grad_norm": ["0", "none"],
+        "precision": ["fp16", "bf16"],
+        "decoder": ["gauss", "splat"],
+        "threads": ["0", "none"],
+    }
+    for name, (bad, good) in probes.items():
+        check, param = SETTINGS[name][0], ESTIMATOR_SETTINGS[name]
+        with pytest.raises(ValueError):
+            check(bad)
+        value = check(good)
+        AffinityVAE(**{param: value})._validate_params()  # the estimator agrees
+        with pytest.raises(InvalidParameterError):
+            AffinityVAE(
+                **{param: type(value)(bad) if value is not None else -1}
+            )._validate_params()
+    for name in ("beta_schedule", "gamma_schedule"):
+        for schedule in SCHEDULE_NAMES:
+            assert SETTINGS[name][0](schedule) == schedule

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from numbers import Integral
 
 from skavae._cli._common import METRICS, CLIError, UsageError
 
@@ -50,12 +51,6 @@ def _seed(value):
     return value
 
 
-def _optional_int(value, low):
-    if value is None or (isinstance(value, str) and value.lower() == "none"):
-        return None
-    return _integer(value, low)
-
-
 def _filters(value):
     if isinstance(value, str):
         value = [v for v in value.replace(" ", "").split(",") if v]
@@ -71,13 +66,6 @@ def _choice(choices):
         return value
 
     return check
-
-
-def _ratio(value):
-    value = _number(value, 0.0, closed_low=False)
-    if value > 1:
-        raise ValueError(f"{value!r} must be <= 1")
-    return value
 
 
 def _text(value):
@@ -111,6 +99,130 @@ def _optional_positive(value):
     return _number(value, 0.0, closed_low=False)
 
 
+#: ``skavae fit`` settings that are AffinityVAE parameters: setting -> parameter.
+#: Their limits and choices come from ``AffinityVAE._parameter_constraints``
+#: and their defaults from ``AffinityVAE().get_params()`` (see
+#: :func:`_estimator_setting`), so the two cannot drift apart.
+ESTIMATOR_SETTINGS = {
+    "latent_dims": "latent_dims",
+    "pose_dims": "pose_dims",
+    "beta": "beta",
+    "gamma": "gamma",
+    "epochs": "max_epochs",
+    "batch_size": "batch_size",
+    "learning_rate": "learning_rate",
+    "learning_rate_schedule": "learning_rate_schedule",
+    "filters": "filters",
+    "validation_fraction": "validation_fraction",
+    "patience": "n_iter_no_change",
+    "decoder": "decoder",
+    "n_splats": "n_splats",
+    "beta_schedule": "beta_schedule",
+    "gamma_schedule": "gamma_schedule",
+    "schedule_cycles": "schedule_cycles",
+    "schedule_ratio": "schedule_ratio",
+    "max_grad_norm": "max_grad_norm",
+    "precision": "precision",
+    "device": "device",
+    "threads": "n_threads",
+}
+
+
+def _interval_check(constraint):
+    """A validator with the bounds of one sklearn ``Interval`` constraint."""
+    low, high = constraint.left, constraint.right
+    if issubclass(constraint.type, Integral):
+        low = (
+            None
+            if low is None
+            else int(low) + (constraint.closed in ("right", "neither"))
+        )
+        if high is not None:
+            raise NotImplementedError("upper bounds on integer settings")
+        return lambda v: _integer(v, -math.inf if low is None else low)
+    closed_low = constraint.closed in ("left", "both")
+    closed_high = constraint.closed in ("right", "both")
+
+    def check(value):
+        value = _number(value, low, closed_low=closed_low)
+        if high is not None and (value > high or (value == high and not closed_high)):
+            raise ValueError(f"{value!r} must be {'<=' if closed_high else '<'} {high}")
+        return value
+
+    return check
+
+
+def _estimator_validator(param):
+    """Validator of an AffinityVAE parameter from its ``_parameter_constraints``."""
+    from sklearn.utils._param_validation import Interval, StrOptions
+
+    from skavae import AffinityVAE
+    from skavae._schedules import SCHEDULE_NAMES
+
+    if param in ("beta_schedule", "gamma_schedule"):  # callables and arrays aside
+        return _choice(tuple(SCHEDULE_NAMES))
+    if param == "filters":
+        return _filters
+    if param == "device":
+        return _text
+    constraints = AffinityVAE._parameter_constraints[param]
+    optional = None in constraints
+    kinds = [c for c in constraints if c is not None]
+    if len(kinds) != 1:
+        raise NotImplementedError(f"settings for {param!r}: {constraints!r}")
+    if isinstance(kinds[0], StrOptions):
+        check = _choice(tuple(sorted(kinds[0].options)))
+    elif isinstance(kinds[0], Interval):
+        check = _interval_check(kinds[0])
+    else:
+        raise NotImplementedError(f"settings for {param!r}: {constraints!r}")
+    if not optional:
+        return check
+    return lambda v: (
+        None if v is None or (isinstance(v, str) and v.lower() == "none") else check(v)
+    )
+
+
+def _estimator_setting(param, text):
+    from skavae import AffinityVAE
+
+    default = AffinityVAE().get_params()[param]
+    if isinstance(default, tuple):
+        default = list(default)  # written to TOML as an array
+    return (_estimator_validator(param), default, text)
+
+
+_HELP = {
+    "latent_dims": "size of the latent code",
+    "pose_dims": "size of the pose code (0: none)",
+    "beta": "weight of the KL term",
+    "gamma": "weight of the affinity term",
+    "epochs": "training epochs",
+    "batch_size": "objects per optimiser step",
+    "learning_rate": "Adam learning rate",
+    "learning_rate_schedule": (
+        "learning rate per epoch: constant, or cosine annealing towards 0"
+    ),
+    "filters": "encoder channels per stage",
+    "validation_fraction": "fraction held out for val_* losses",
+    "patience": "stop after this many epochs without improvement (default: never)",
+    "decoder": (
+        "decoder: conv, or splat (Gaussians rotated by an explicit pose; "
+        "pose_dims 1 or 3 in 2D, 3 or 6 in 3D)"
+    ),
+    "n_splats": "Gaussians of the splat decoder",
+    "beta_schedule": (
+        "annealing of beta per epoch (cyclical linear/cosine/sigmoid, ramp)"
+    ),
+    "gamma_schedule": "annealing of gamma per epoch",
+    "schedule_cycles": "cycles of cyclical schedules",
+    "schedule_ratio": "fraction of a cycle spent rising, in (0, 1]",
+    "max_grad_norm": "clip the gradient norm of every step (default: no clipping)",
+    "precision": "training precision",
+    "device": "torch device: auto, cpu, cuda, cuda:1, ...",
+    "threads": "torch CPU threads",
+}
+
 #: name -> (validator, default, help). Option ``--a-b`` is setting ``a_b``.
 SETTINGS = {
     "output": (_text, "model.skavae", "model file to write"),
@@ -122,69 +234,18 @@ SETTINGS = {
         "(none: plain beta-VAE term, gamma unused)",
     ),
     "n_per_class": (lambda v: _integer(v, 1), 16, "files per class for the metric"),
-    "latent_dims": (lambda v: _integer(v, 1), 8, "size of the latent code"),
-    "pose_dims": (lambda v: _integer(v, 0), 1, "size of the pose code (0: none)"),
-    "beta": (lambda v: _number(v, 0.0), 1.0, "weight of the KL term"),
-    "gamma": (lambda v: _number(v, 0.0), 2.0, "weight of the affinity term"),
-    "epochs": (lambda v: _integer(v, 1), 30, "training epochs"),
-    "batch_size": (lambda v: _integer(v, 2), 64, "objects per optimiser step"),
-    "learning_rate": (
-        lambda v: _number(v, 0.0, closed_low=False),
-        1e-3,
-        "Adam learning rate",
-    ),
-    "learning_rate_schedule": (
-        _choice(("constant", "cosine")),
-        "constant",
-        "learning rate per epoch: constant, or cosine annealing towards 0",
-    ),
-    "filters": (_filters, [8, 16, 32, 64], "encoder channels per stage"),
-    "validation_fraction": (
-        lambda v: _number(v, 0.0, 1.0),
-        0.1,
-        "fraction held out for val_* losses",
-    ),
-    "patience": (
-        lambda v: _optional_int(v, 1),
-        None,
-        "stop after this many epochs without improvement (default: never)",
-    ),
-    "decoder": (
-        _choice(("conv", "splat")),
-        "conv",
-        "decoder: conv, or splat (Gaussians rotated by an explicit pose; "
-        "pose_dims 1 or 3 in 2D, 3 or 6 in 3D)",
-    ),
-    "n_splats": (lambda v: _integer(v, 1), 32, "Gaussians of the splat decoder"),
-    "beta_schedule": (
-        _choice(("constant", "linear", "cosine", "sigmoid", "ramp")),
-        "constant",
-        "annealing of beta per epoch (cyclical linear/cosine/sigmoid, ramp)",
-    ),
-    "gamma_schedule": (
-        _choice(("constant", "linear", "cosine", "sigmoid", "ramp")),
-        "constant",
-        "annealing of gamma per epoch",
-    ),
-    "schedule_cycles": (lambda v: _integer(v, 1), 4, "cycles of cyclical schedules"),
-    "schedule_ratio": (
-        _ratio,
-        0.5,
-        "fraction of a cycle spent rising, in (0, 1]",
-    ),
-    "max_grad_norm": (
-        lambda v: None if v is None else _number(v, 0.0, closed_low=False),
-        None,
-        "clip the gradient norm of every step (default: no clipping)",
-    ),
-    "precision": (_choice(("float32", "bf16")), "float32", "training precision"),
+    **{
+        name: _estimator_setting(param, _HELP[name])
+        for name, param in ESTIMATOR_SETTINGS.items()
+        if name != "device" and name != "threads"
+    },
     "checkpoint_dir": (
         lambda v: None if v is None else _text(v),
         None,
         "folder of training checkpoints; a rerun resumes from the newest",
     ),
-    "device": (_text, "auto", "torch device: auto, cpu, cuda, cuda:1, ..."),
-    "threads": (lambda v: _optional_int(v, 1), None, "torch CPU threads"),
+    "device": _estimator_setting("device", _HELP["device"]),
+    "threads": _estimator_setting("n_threads", _HELP["threads"]),
     "seed": (_seed, 0, "random seed, in [0, 2**32 - 1]"),
     "resolution": (
         _optional_positive,
