@@ -113,7 +113,7 @@ def augment_batch(x, group, generator):
 
 
 def rotate_by_codes(x, group, codes):
-    """Rotate sample ``i`` of ``x`` by ``group[codes[i]]``; see :func:`augment_batch`."""
+    """Rotate sample ``i`` of ``x`` by ``group[codes[i]]`` (see augment_batch)."""
     out = x.clone()
     for code in range(1, len(group)):
         sel = torch.nonzero(codes == code).flatten().to(x.device)
