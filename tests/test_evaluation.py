@@ -252,3 +252,41 @@ def test_latent_map_report_with_model_and_cross_validation(tiny_model):
     pca_report = latent_map_report(PCA(n_components=3).fit(flat), flat, y)
     assert pca_report.loc["a", "accuracy"] == 1.0
     assert isinstance(pca_report, pd.DataFrame)
+
+
+def test_knn_predictions_classify_reference_objects_out_of_fold():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from skavae._evaluation._knn import out_of_fold_knn
+    from skavae.evaluation import knn_predictions
+
+    rng = np.random.RandomState(0)
+    Z_ref = np.vstack([rng.normal(0, 1, (20, 2)), rng.normal(1.5, 1, (20, 2))])
+    y_ref = np.repeat(["a", "b"], 20)
+    rows = np.array([3, -1, 25, 39])
+    X = Z_ref[np.maximum(rows, 0)] + np.array([[0], [0.01], [0], [0]])
+    hard, soft = knn_predictions(
+        Z_ref, y_ref, X, reference_rows=rows, n_neighbors=5, n_soft_neighbors=10
+    )
+    oof_hard, oof_soft, _ = out_of_fold_knn(Z_ref, y_ref, 5, 10)
+    full = KNeighborsClassifier(5).fit(Z_ref, y_ref)
+    inside = rows >= 0
+    np.testing.assert_array_equal(hard[inside], oof_hard[rows[inside]])
+    np.testing.assert_allclose(soft.to_numpy()[inside], oof_soft[rows[inside]])
+    assert hard[1] == full.predict(X[1:2])[0]
+    assert list(soft.columns) == ["a", "b"]
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0)
+    # every reference object out of fold: not its own neighbour, so not perfect
+    all_hard, _ = knn_predictions(
+        Z_ref, y_ref, Z_ref, reference_rows=np.arange(40), n_neighbors=1
+    )
+    in_sample = KNeighborsClassifier(1).fit(Z_ref, y_ref).predict(Z_ref)
+    assert (in_sample == y_ref).all() and (all_hard != y_ref).any()
+    with pytest.raises(ValueError, match="reference_rows must lie"):
+        knn_predictions(Z_ref, y_ref, X, reference_rows=np.array([0, 1, 2, 40]))
+    with pytest.raises(ValueError, match="4 integers"):
+        knn_predictions(Z_ref, y_ref, X, reference_rows=np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match="n_neighbors"):
+        knn_predictions(Z_ref, y_ref, X, n_neighbors=0)
+    with pytest.raises(ValueError, match="latent dimensions"):
+        knn_predictions(Z_ref, y_ref, X[:, :1])

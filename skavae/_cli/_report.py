@@ -13,24 +13,6 @@ EMBEDDINGS = ("auto", "umap", "tsne", "pca")
 MAX_EMBEDDED = 5000  # points drawn in the embedding figure (UMAP/t-SNE cost)
 
 
-def _out_of_fold(Z_ref, y_ref, k_hard, k_soft):
-    """Cross-validated hard labels and soft fractions of the reference latents.
-
-    The folds and neighbour caps of :func:`skavae.evaluation.latent_map_report`
-    (stratified, shuffled, seed 0, at most 5 folds), so a reference sample is
-    never its own neighbour.
-    """
-    from skavae._evaluation._report import out_of_fold_knn
-
-    if pd.Series(y_ref).value_counts().min() < 2:
-        raise CLIError(
-            "evaluating training files needs at least 2 files per class for "
-            "cross-validation; give a folder of held-out files."
-        )
-    y_hard, proba, _ = out_of_fold_knn(Z_ref, y_ref, k_hard, k_soft)
-    return y_hard, proba
-
-
 def evaluate_map(Z_ref, y_ref, Z, y, ref_row, *, n_neighbors=5, n_soft_neighbors=100):
     """Hard/soft KNN of every object and the per-class report.
 
@@ -48,28 +30,26 @@ def evaluate_map(Z_ref, y_ref, Z, y, ref_row, *, n_neighbors=5, n_soft_neighbors
     the confusion matrix), ``mode`` ("held-out" or "cross-validation"),
     ``accuracy`` (hard KNN on seen objects, None without any) and ``report``.
     """
-    from sklearn.neighbors import KNeighborsClassifier
-
-    from skavae.evaluation import latent_map_report
+    from skavae.evaluation import knn_predictions, latent_map_report
 
     y = np.asarray(y).astype(str)
     y_ref = np.asarray(y_ref).astype(str)
     classes = np.unique(y_ref)
     seen = np.isin(y, classes)
     in_ref = ref_row >= 0
-    hard = np.empty(len(y), dtype=object)
-    soft = np.zeros((len(y), len(classes)))
-    k = min(n_neighbors, len(Z_ref))
-    k_soft = min(n_soft_neighbors, len(Z_ref))
-    if (~in_ref).any():
-        knn = KNeighborsClassifier(n_neighbors=k).fit(Z_ref, y_ref)
-        hard[~in_ref] = knn.predict(Z[~in_ref])
-        knn_soft = KNeighborsClassifier(n_neighbors=k_soft).fit(Z_ref, y_ref)
-        soft[~in_ref] = knn_soft.predict_proba(Z[~in_ref])
-    if in_ref.any():
-        oof_hard, oof_soft = _out_of_fold(Z_ref, y_ref, n_neighbors, n_soft_neighbors)
-        hard[in_ref] = oof_hard[ref_row[in_ref]]
-        soft[in_ref] = oof_soft[ref_row[in_ref]]
+    if in_ref.any() and pd.Series(y_ref).value_counts().min() < 2:
+        raise CLIError(
+            "evaluating training files needs at least 2 files per class for "
+            "cross-validation; give a folder of held-out files."
+        )
+    hard, soft = knn_predictions(
+        Z_ref,
+        y_ref,
+        Z,
+        reference_rows=np.asarray(ref_row, dtype=np.int64),
+        n_neighbors=n_neighbors,
+        n_soft_neighbors=n_soft_neighbors,
+    )
     held_out = seen & ~in_ref
     mode = "held-out" if held_out.any() else "cross-validation"
     counted = (held_out if held_out.any() else seen & in_ref) | ~seen
@@ -89,7 +69,7 @@ def evaluate_map(Z_ref, y_ref, Z, y, ref_row, *, n_neighbors=5, n_soft_neighbors
     accuracy = float(np.mean(hard[scored] == y[scored])) if scored.any() else None
     return {
         "hard": hard.astype(str),
-        "soft": pd.DataFrame(soft, columns=pd.Index(classes)),
+        "soft": soft,
         "seen": seen,
         "counted": counted,
         "mode": mode,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.model_selection import cross_val_predict
 
 from skavae._checks import check_int
 from skavae._evaluation._classifiers import ClusterMeanClassifier
+from skavae._evaluation._knn import knn_predictions, out_of_fold_knn
 from skavae._evaluation._latents import check_labels, latents_of
 from skavae._evaluation._metrics import separation_score
 
@@ -25,33 +25,6 @@ _COLUMNS = [
     "nearest_seen_class",
     "nearest_seen_distance",
 ]
-
-
-def _folds(y, cv):
-    """The stratified, shuffled folds (seed 0) used for out-of-fold predictions."""
-    n_splits = min(cv, int(pd.Series(y).value_counts().min()))
-    if n_splits < 2:
-        raise ValueError(
-            "Without X_test, seen classes are evaluated by cross-validation, which "
-            "needs at least 2 samples per seen class; pass X_test and y_test."
-        )
-    return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=0)
-
-
-def out_of_fold_knn(Z, y, k_hard, k_soft, cv=5):
-    """Out-of-fold hard-KNN labels and soft-KNN class fractions of ``Z``.
-
-    Every sample is classified by neighbours from the other folds, so it is
-    never its own neighbour; ``k`` is capped at the size of a training fold.
-    Returns ``(y_hard, proba, splitter)``.
-    """
-    splitter = _folds(y, cv)
-    n_fit = len(Z) - int(np.ceil(len(Z) / splitter.n_splits))
-    hard = KNeighborsClassifier(n_neighbors=min(k_hard, n_fit))
-    soft = KNeighborsClassifier(n_neighbors=min(k_soft, n_fit))
-    y_hard = cross_val_predict(hard, Z, y, cv=splitter)
-    proba = cross_val_predict(soft, Z, y, cv=splitter, method="predict_proba")
-    return y_hard, proba, splitter
 
 
 def _cv_predictions(Z, y, k_hard, k_soft, cluster, cv):
@@ -173,8 +146,6 @@ def latent_map_report(
             Z_ref, y_ref, k_hard, k_soft, cluster, cv
         )
         parts.append((Z_ref, y_ref, y_hard, proba, y_clu))
-    hard = KNeighborsClassifier(n_neighbors=min(k_hard, len(Z_ref))).fit(Z_ref, y_ref)
-    soft = KNeighborsClassifier(n_neighbors=min(k_soft, len(Z_ref))).fit(Z_ref, y_ref)
     cluster.fit(Z_ref, y_ref)
     for X, y, name in ((X_test, y_test, "X_test"), (X_unseen, y_unseen, "X_unseen")):
         if X is None and y is None:
@@ -187,7 +158,10 @@ def latent_map_report(
             raise ValueError("y_test holds classes that are not in y_seen.")
         if name == "X_unseen" and np.isin(y, seen_classes).any():
             raise ValueError("y_unseen holds classes that are in y_seen.")
-        parts.append((Z, y, hard.predict(Z), soft.predict_proba(Z), cluster.predict(Z)))
+        y_hard, proba = knn_predictions(
+            Z_ref, y_ref, Z, n_neighbors=k_hard, n_soft_neighbors=k_soft
+        )
+        parts.append((Z, y, y_hard, proba.to_numpy(), cluster.predict(Z)))
 
     Z = np.vstack([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
@@ -203,7 +177,7 @@ def latent_map_report(
     predicted = groups["hard"].agg(lambda s: s.value_counts().index[0])
     predicted_fraction = groups["hard"].agg(lambda s: s.value_counts().iloc[0] / len(s))
 
-    codes = pd.Index(soft.classes_).get_indexer(predicted.reindex(labels).to_numpy())
+    codes = pd.Index(seen_classes).get_indexer(predicted.reindex(labels).to_numpy())
     samples["p_predicted"] = proba[np.arange(len(labels)), codes]
 
     classes = list(seen_classes[np.isin(seen_classes, labels)]) + sorted(

@@ -9,7 +9,9 @@ any fitted transformer such as a PCA, so that maps can be compared).
 
 Classification
     :func:`hard_knn_predict` (k=5), :func:`soft_knn_proba` (k=100, class
-    fractions), :class:`ClusterMeanClassifier` (±2σ boxes, "unknown" outside),
+    fractions), :func:`knn_predictions` (both per object, out of fold for
+    objects of the reference map), :class:`ClusterMeanClassifier` (±2σ boxes,
+    "unknown" outside),
     :func:`latent_map_report` (per-class summary),
     :func:`seen_unseen_confusion` (seen and unseen rows, predicted columns).
 Open-set classification and discovery
@@ -30,6 +32,7 @@ from skavae._evaluation._classifiers import (
     soft_knn_proba,
 )
 from skavae._evaluation._discovery import discover_clusters
+from skavae._evaluation._knn import knn_predictions
 from skavae._evaluation._metrics import (
     pose_angle_fit,
     proximity_matrix,
@@ -45,6 +48,7 @@ __all__ = [
     "ConformalOpenSetClassifier",
     "discover_clusters",
     "hard_knn_predict",
+    "knn_predictions",
     "latent_map_report",
     "pose_angle_fit",
     "proximity_matrix",
