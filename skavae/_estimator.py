@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import pandas as pd
@@ -38,7 +37,6 @@ from skavae._data import (
 from skavae._inference import FittedVAEMixin
 from skavae._network import AffinityVAENetwork
 from skavae._process import sigterm_as_interrupt, torch_threads
-from skavae._splat import splat_pose_dims
 from skavae._targets import affinity_target
 from skavae._training import (
     HISTORY_COLUMNS,
@@ -46,7 +44,7 @@ from skavae._training import (
     TrainResult,
     train,
 )
-from skavae._validation import Count, class_labels
+from skavae._validation import Count, check_filters, check_options, class_labels
 from skavae._wedge import MissingWedge
 
 
@@ -390,18 +388,6 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         self.augment = augment
 
     # ---------------------------------------------------------------- fitting
-    def _check_filters(self):
-        filters = tuple(self.filters)
-        if not filters or not all(
-            isinstance(f, Integral) and not isinstance(f, bool) and f > 0
-            for f in filters
-        ):
-            raise ValueError(
-                "filters must be a non-empty sequence of positive integers; "
-                f"got {self.filters!r}."
-            )
-        return filters
-
     def _new_network(self, input_shape, filters, seed):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -418,40 +404,12 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
             network = network.to(memory_format=network.memory_format)
         return network
 
-    def _check_options(self, ndim, y):
-        """Refuse a splat pose of the wrong size; warn of unused gamma and y."""
-        sizes, words = splat_pose_dims(ndim)
-        if self.decoder == "splat" and self.pose_dims not in sizes:
-            raise ValueError(
-                f"decoder='splat' on {ndim}D data needs pose_dims in {sizes}: "
-                f"{words}; got pose_dims={self.pose_dims}."
-            )
-        if self.affinity is not None:
-            return
-        unused = []
-        if y is not None:
-            unused.append(
-                "the labels y do not shape the latent space (they are only "
-                "recorded in classes_)"
-            )
-        if self.gamma != type(self).__init__.__kwdefaults__["gamma"]:
-            unused.append("gamma is not used")
-        if unused:
-            warnings.warn(
-                "AffinityVAE(affinity=None) has no affinity term: "
-                f"{' and '.join(unused)}; pass an affinity (e.g. "
-                "skavae.affinity.FSCAffinity()) to organise the latent space by "
-                "similarity.",
-                UserWarning,
-                stacklevel=5,
-            )
-
     def _fit(self, X, y, *, partial, tilt_ranges=None):
-        filters = self._check_filters()
+        filters = check_filters(self.filters)
         first = not hasattr(self, "module_") or not (partial or self.warm_start)
         # the data layer: the objects are checked (and read) once
         X, y, spatial = check_X(self, X, y, reset=first, values=False)
-        self._check_options(len(spatial), y)
+        check_options(self, len(spatial), y)
         wedge = measured_support(
             self.missing_wedge,
             spatial,

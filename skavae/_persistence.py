@@ -81,6 +81,7 @@ from skavae._codec import (
     _fail,
 )
 from skavae._files import atomic_path
+from skavae._validation import check_filters
 
 FORMAT = "skavae-model"
 FORMAT_VERSION = 1
@@ -345,7 +346,7 @@ def _restore_module(estimator, entry, tensors, path):
     }
     try:
         network = estimator._new_network(
-            tuple(estimator.input_shape_), estimator._check_filters(), 0
+            tuple(estimator.input_shape_), check_filters(estimator.filters), 0
         )
         network.load_state_dict(state, strict=True)
     except (AttributeError, TypeError, ValueError, RuntimeError) as exc:

@@ -5,10 +5,13 @@ The objects ``X`` are checked in :mod:`skavae._data`.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import numpy as np
 from sklearn.utils._param_validation import Interval
+
+from skavae._splat import splat_pose_dims
 
 
 def class_labels(y):
@@ -55,3 +58,45 @@ class Count(Interval):
 
     def is_satisfied_by(self, val):
         return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
+def check_filters(filters):
+    """The encoder channels as a tuple of positive ints, or a ValueError."""
+    checked = tuple(filters)
+    if not checked or not all(
+        isinstance(f, Integral) and not isinstance(f, bool) and f > 0 for f in checked
+    ):
+        raise ValueError(
+            "filters must be a non-empty sequence of positive integers; "
+            f"got {filters!r}."
+        )
+    return checked
+
+
+def check_options(estimator, ndim, y):
+    """Refuse a splat pose of the wrong size; warn of unused gamma and y."""
+    sizes, words = splat_pose_dims(ndim)
+    if estimator.decoder == "splat" and estimator.pose_dims not in sizes:
+        raise ValueError(
+            f"decoder='splat' on {ndim}D data needs pose_dims in {sizes}: "
+            f"{words}; got pose_dims={estimator.pose_dims}."
+        )
+    if estimator.affinity is not None:
+        return
+    unused = []
+    if y is not None:
+        unused.append(
+            "the labels y do not shape the latent space (they are only "
+            "recorded in classes_)"
+        )
+    if estimator.gamma != type(estimator).__init__.__kwdefaults__["gamma"]:
+        unused.append("gamma is not used")
+    if unused:
+        warnings.warn(
+            "AffinityVAE(affinity=None) has no affinity term: "
+            f"{' and '.join(unused)}; pass an affinity (e.g. "
+            "skavae.affinity.FSCAffinity()) to organise the latent space by "
+            "similarity.",
+            UserWarning,
+            stacklevel=5,
+        )

@@ -198,7 +198,7 @@ class ClusterMeanClassifier(ClassifierMixin, BaseEstimator):
         "var_smoothing": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(self, n_sigma=2.0, unknown_label="auto", var_smoothing=1e-9):
+    def __init__(self, *, n_sigma=2.0, unknown_label="auto", var_smoothing=1e-9):
         self.n_sigma = n_sigma
         self.unknown_label = unknown_label
         self.var_smoothing = var_smoothing

@@ -115,7 +115,7 @@ class Affinity(BaseEstimator, metaclass=ABCMeta):
     #: scikit-learn's parameter constraints, checked by every call
     _parameter_constraints: dict = {"chunk_size": [Count(1)]}
 
-    def __init__(self, chunk_size=256):
+    def __init__(self, *, chunk_size=256):
         self.chunk_size = chunk_size
 
     def __call__(self, X, Y=None):

@@ -179,6 +179,7 @@ class FSCAffinity(Affinity):
 
     def __init__(
         self,
+        *,
         resolution=None,
         voxel_size=1.0,
         max_shell=None,

@@ -55,7 +55,7 @@ class MeanDifference(Affinity):
         "scale": [None, Interval(Real, 0, np.inf, closed="neither")],
     }
 
-    def __init__(self, scale=None, chunk_size=256):
+    def __init__(self, *, scale=None, chunk_size=256):
         self.scale = scale
         self.chunk_size = chunk_size
 

@@ -180,6 +180,7 @@ class SOAPAffinity(Affinity):
 
     def __init__(
         self,
+        *,
         n_max=8,
         l_max=8,
         cutoff=None,
