@@ -4,8 +4,9 @@ Sub-commands: ``demo`` (generated characters, end to end), ``simulate`` (write a
 labelled .mrc folder, or synthetic tomograms with their ground-truth particle
 lists), ``affinity`` (class-level affinity CSV of a folder), ``extract`` (cut a
 particle list out of tomograms), ``fit`` (train on a folder or a particle list,
-save the model) and ``evaluate`` (latents, KNN results and figures of a folder;
-the classified particle list as STAR). Each lives in its own module of
+save the model), ``evaluate`` (latents, KNN results and figures of a folder;
+the classified particle list as STAR) and ``explore`` (the latent map as one
+self-contained HTML page). Each lives in its own module of
 :mod:`skavae._cli` (``_demo``, ``_fit``, ...) with its parser (``add_arguments``)
 and its work (``run``); this module only dispatches and turns errors into exit
 codes.
@@ -13,6 +14,8 @@ codes.
 Exit codes: 0 on success, 2 on usage errors (bad options or settings), 1 on
 data or runtime errors (missing folder, unreadable file, ...), 130 after Ctrl-C;
 errors are one line naming the file or option (``--debug`` shows the traceback).
+The console script enters through the top-level module ``_skavae_entry``,
+which guards ``import skavae`` itself against Ctrl-C.
 """
 
 from __future__ import annotations

@@ -539,3 +539,30 @@ def test_fit_settings_follow_the_estimators_defaults_and_constraints():
     for name in ("beta_schedule", "gamma_schedule"):
         for schedule in SCHEDULE_NAMES:
             assert SETTINGS[name][0](schedule) == schedule
+
+
+def test_ctrl_c_while_the_console_script_imports_skavae_exits_130(tmp_path):
+    """A Ctrl-C during ``import skavae`` (torch loads for seconds) gets one
+    line and exit code 130, not the console-script wrapper's traceback. The
+    interrupt is raised deterministically by an import hook on torch."""
+    program = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            raise KeyboardInterrupt\n"
+        "for name in [m for m in sys.modules if m.startswith(('torch', 'skavae'))]:\n"
+        "    del sys.modules[name]\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "import _skavae_entry\n"
+        "sys.exit(_skavae_entry.main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "skavae: interrupted"
