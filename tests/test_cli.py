@@ -566,3 +566,37 @@ def test_ctrl_c_while_the_console_script_imports_skavae_exits_130(tmp_path):
     )
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip() == "skavae: interrupted"
+
+
+def test_evaluate_on_a_dask_cluster_gives_the_local_results(folders, model, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    _, _, test = folders
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    common = [str(model), str(test), "--no-figures", "-q"]
+    assert main(["evaluate", *common, "--out", str(local)]) == 0
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        dashboard_address=None,
+    ) as cluster:
+        argv = ["evaluate", *common, "--out", str(remote)]
+        assert main([*argv, "--scheduler", cluster.scheduler_address]) == 0
+    a = pd.read_csv(local / "latents.csv")
+    b = pd.read_csv(remote / "latents.csv")
+    numbers = a.select_dtypes("number").columns
+    np.testing.assert_allclose(b[numbers], a[numbers], rtol=1e-5, atol=1e-6)
+    pd.testing.assert_series_equal(a["knn_prediction"], b["knn_prediction"])
+    ma = json.loads((local / "metrics.json").read_text())
+    mb = json.loads((remote / "metrics.json").read_text())
+    assert ma["knn_accuracy_seen"] == mb["knn_accuracy_seen"]
+
+
+def test_evaluate_scheduler_that_does_not_answer(folders, model, tmp_path, capsys):
+    pytest.importorskip("dask.distributed")
+    _, _, test = folders
+    argv = ["evaluate", str(model), str(test), "--out", str(tmp_path / "e"), "-q"]
+    assert main([*argv, "--scheduler", "tcp://127.0.0.1:9"]) == 1
+    line = _error_line(capsys)
+    assert "--scheduler" in line and "tcp://127.0.0.1:9" in line
+    assert not (tmp_path / "e").exists()

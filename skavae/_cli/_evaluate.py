@@ -139,7 +139,36 @@ def add_arguments(p):
         help="flag particles farther from the training map than this quantile "
         "of its nearest-neighbour distances (default 0.99)",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="encode on a dask cluster (e.g. tcp://host:8786; needs "
+        "dask[distributed]): the model goes once to each worker, the files are "
+        "read there; results as on this machine",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _encode(args, model, X):
+    """Latent means and poses, here or (``--scheduler``) on a dask cluster."""
+    if args.scheduler is None:
+        return encode_all(model, X, quiet=args.quiet)
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "--scheduler needs dask's distributed scheduler: pip install "
+            "'dask[distributed]'."
+        ) from None
+    from skavae.distributed import transform
+
+    if not args.quiet:
+        print(f"encoding {len(X)} objects on the dask cluster at {args.scheduler}")
+    try:
+        mu, pose = transform(model, X, client_or_scheduler=args.scheduler, pose=True)
+    except ConnectionError as exc:
+        raise CLIError(f"--scheduler: {exc}") from None
+    return mu, pose
 
 
 def load_model(path):
@@ -281,7 +310,7 @@ def run(args):
         report_dir = None
     else:
         report_dir = args.out
-    mu, pose = encode_all(model, X, quiet=args.quiet)
+    mu, pose = _encode(args, model, X)
     if y is None:  # --unlabelled: clusters, no accuracy
         from skavae._cli._unlabelled import evaluate_unlabelled
 

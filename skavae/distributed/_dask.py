@@ -37,17 +37,25 @@ def _client(client_or_scheduler, timeout):
         ) from None
 
 
-def _encode(model, X, batches, part, out):
-    """Latents of the local batches ``batches`` (each its own transform)."""
-    z = np.concatenate([model.transform(X[lo:hi]) for lo, hi in batches])
+def _encode(model, X, batches, part, out, pose=False):
+    """Latents (and poses) of the local batches ``batches``, each its own call."""
+    if pose:
+        codes = [model.encode(X[lo:hi]) for lo, hi in batches]
+        z = np.concatenate([np.asarray(c[0]) for c in codes])
+        p = np.concatenate([np.asarray(c[2]) for c in codes])
+    else:
+        z = np.concatenate([model.transform(X[lo:hi]) for lo, hi in batches])
     if out is None:
-        return z
+        return (z, p) if pose else z
     import pandas as pd
 
     from skavae._files import atomic_path
 
     lo = batches[0][0]
     frame = pd.DataFrame(z, columns=[f"z{i}" for i in range(z.shape[1])])
+    if pose:
+        for i in range(p.shape[1]):
+            frame[f"pose{i}"] = p[:, i]
     frame.insert(0, "row", np.arange(lo, lo + len(z), dtype=np.int64))
     with atomic_path(os.path.join(out, f"part-{part:05d}.parquet")) as tmp:
         frame.to_parquet(tmp, index=False)
@@ -55,7 +63,14 @@ def _encode(model, X, batches, part, out):
 
 
 def transform(
-    model, X, *, client_or_scheduler=None, chunk_size=4096, out=None, timeout=10
+    model,
+    X,
+    *,
+    client_or_scheduler=None,
+    chunk_size=4096,
+    out=None,
+    timeout=10,
+    pose=False,
 ):
     """Latent means of ``X`` computed on a dask cluster.
 
@@ -83,11 +98,15 @@ def transform(
         written. None returns the latents.
     timeout : float, default=10
         Seconds to wait for a scheduler given by address.
+    pose : bool, default=False
+        Also return the pose codes (``model.encode(X)[2]``; Parquet columns
+        ``pose0, pose1, ...``), as ``skavae evaluate --scheduler`` does.
 
     Returns
     -------
     Z : ndarray of shape (n_samples, latent_dims), or str
-        The latents, or the folder ``out`` when given.
+        The latents, or the folder ``out`` when given; with ``pose`` a pair
+        ``(Z, P)`` of latents and poses.
 
     Raises
     ------
@@ -140,10 +159,14 @@ def transform(
             )
             os.makedirs(staging)
         futures = [
-            client.submit(_encode, model_future, data_future, c, i, staging, pure=False)
+            client.submit(
+                _encode, model_future, data_future, c, i, staging, pose, pure=False
+            )
             for i, c in enumerate(chunks)
         ]
         results = client.gather(futures)
+        if out is None and pose:
+            return tuple(np.concatenate(part) for part in zip(*results))
         if out is None:
             return np.concatenate(results)
         os.rename(staging, out)
