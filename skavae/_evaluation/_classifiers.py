@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skavae._checks import check_int
 from skavae._evaluation._latents import check_labels, latents_of
-from skavae._evaluation._unknown import output_dtype, resolve_unknown_label
+from skavae._evaluation._unknown import UnknownLabelMixin, resolve_unknown_label
 
 
 def _fit_knn(X_ref, y_ref, model, n_neighbors):
@@ -116,7 +116,7 @@ def soft_knn_proba(X_ref, y_ref, X, *, model=None, n_neighbors=100):
     return pd.DataFrame(proba, columns=pd.Index(knn.classes_))
 
 
-class ClusterMeanClassifier(ClassifierMixin, BaseEstimator):
+class ClusterMeanClassifier(UnknownLabelMixin, ClassifierMixin, BaseEstimator):
     """Assign a sample to a class when it lies within ±n_sigma of its mean.
 
     The paper's cluster rule on the latent map: each class is summarised by the
@@ -242,9 +242,6 @@ class ClusterMeanClassifier(ClassifierMixin, BaseEstimator):
     def _resolve_unknown_label(self):
         return resolve_unknown_label(self.unknown_label, self.classes_)
 
-    def _output_dtype(self):
-        return output_dtype(self.classes_, self.unknown_label_)
-
     def standardized_distances(self, X):
         """Per-class distances of samples in units of the class spread.
 
@@ -287,30 +284,4 @@ class ClusterMeanClassifier(ClassifierMixin, BaseEstimator):
             Predicted labels.
         """
         max_abs, sq_dist = self.standardized_distances(X)
-        inside = max_abs <= self.n_sigma
-        best = np.argmin(np.where(inside, sq_dist, np.inf), axis=1)
-        y_pred = self.classes_[best].astype(self._output_dtype())
-        y_pred[~inside.any(axis=1)] = self.unknown_label_
-        return y_pred
-
-    def score(self, X, y, sample_weight=None):
-        """Accuracy; a sample predicted ``unknown_label`` counts as wrong.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Latent codes.
-        y : array-like of shape (n_samples,)
-            True labels.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            Weighted fraction of correctly labelled samples.
-        """
-        y_pred = self.predict(X)
-        y = check_labels(y, len(y_pred))
-        correct = np.asarray(y_pred == y, dtype=np.float64)
-        return float(np.average(correct, weights=sample_weight))
+        return self._nearest_allowed(max_abs <= self.n_sigma, sq_dist)

@@ -18,10 +18,13 @@ from skavae._evaluation._nonconformity import (
     stratified_split,
     warn_small_calibration,
 )
-from skavae._evaluation._unknown import output_dtype, resolve_unknown_label
+from skavae._evaluation._unknown import (
+    UnknownLabelMixin,
+    resolve_unknown_label,
+)
 
 
-class ConformalOpenSetClassifier(ClassifierMixin, BaseEstimator):
+class ConformalOpenSetClassifier(UnknownLabelMixin, ClassifierMixin, BaseEstimator):
     """Seen class or "unknown", with a guaranteed error rate on seen classes.
 
     An open-set classifier of latent codes (or any features) calibrated by
@@ -452,32 +455,4 @@ class ConformalOpenSetClassifier(ClassifierMixin, BaseEstimator):
         alpha = self._check_alpha()
         pvalues, scores = self._pvalues_and_scores(X)
         self._warn_small_calibration(stacklevel=3)
-        in_set = pvalues > alpha
-        best = np.argmin(np.where(in_set, scores, np.inf), axis=1)
-        y_pred = self.classes_[best].astype(
-            output_dtype(self.classes_, self.unknown_label_)
-        )
-        y_pred[~in_set.any(axis=1)] = self.unknown_label_
-        return y_pred
-
-    def score(self, X, y, sample_weight=None):
-        """Accuracy; a sample predicted ``unknown_label`` counts as wrong.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Latent codes.
-        y : array-like of shape (n_samples,)
-            True labels.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            Weighted fraction of correctly labelled samples.
-        """
-        y_pred = self.predict(X)
-        y = check_labels(y, len(y_pred))
-        correct = np.asarray(y_pred == y, dtype=np.float64)
-        return float(np.average(correct, weights=sample_weight))
+        return self._nearest_allowed(pvalues > alpha, scores)

@@ -1,8 +1,11 @@
-"""The label of "unknown" samples, shared by the open-set classifiers."""
+"""The label of "unknown" samples and what follows from it, shared by the
+open-set classifiers."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from skavae._evaluation._latents import check_labels
 
 
 def resolve_unknown_label(unknown_label, classes):
@@ -29,3 +32,42 @@ def output_dtype(classes, unknown_label):
     ):
         return np.result_type(classes.dtype, label.dtype)
     return object
+
+
+class UnknownLabelMixin:
+    """``predict`` and ``score`` of a classifier that may answer "unknown".
+
+    The classifier sets ``classes_`` and ``unknown_label_`` in ``fit``.
+    """
+
+    def _nearest_allowed(self, allowed, cost):
+        """Per sample the allowed class of least ``cost``, or ``unknown_label_``
+        where no class is allowed (both arrays (n_samples, n_classes))."""
+        best = np.argmin(np.where(allowed, cost, np.inf), axis=1)
+        y_pred = self.classes_[best].astype(
+            output_dtype(self.classes_, self.unknown_label_)
+        )
+        y_pred[~allowed.any(axis=1)] = self.unknown_label_
+        return y_pred
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy; a sample predicted ``unknown_label`` counts as wrong.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Latent codes.
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Weighted fraction of correctly labelled samples.
+        """
+        y_pred = self.predict(X)
+        y = check_labels(y, len(y_pred))
+        correct = np.asarray(y_pred == y, dtype=np.float64)
+        return float(np.average(correct, weights=sample_weight))
