@@ -1,9 +1,10 @@
 """Checks of scalar arguments of public functions, with one wording everywhere.
 
-Estimator-like classes declare ``_parameter_constraints`` (scikit-learn's
-machinery); plain functions whose messages must name the argument and the
-accepted range in one line use these two helpers. Booleans are never accepted
-as numbers.
+Estimator-like classes declare ``_parameter_constraints`` and public
+functions ``validate_params`` (scikit-learn's machinery), with :class:`Count`
+for counts; checks that depend on other arguments (a shift below half the
+box, ...) use :func:`check_int` and :func:`check_real`. Booleans are never
+accepted as numbers.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval
 
 
 def check_int(value, name, *, low=1, unit=""):
@@ -39,3 +41,22 @@ def check_real(value, name, *, low=None, high=None, low_inclusive=True):
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}; got {value!r}.")
     return value
+
+
+class Count(Interval):
+    """An ``Interval(Integral, ...)`` constraint that refuses booleans.
+
+    ``True`` is an ``int`` to Python, but ``latent_dims=True`` is a mistake,
+    not a size of 1.
+    """
+
+    def __init__(self, left, right=None, *, closed="left"):
+        super().__init__(Integral, left, right, closed=closed)
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
+def positive_real():
+    """An ``Interval(Real, 0, None)`` open at 0: a strictly positive number."""
+    return Interval(Real, 0, None, closed="neither")

@@ -9,8 +9,8 @@ import warnings
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
 
+from skavae._checks import Count  # noqa: F401  (re-exported for the estimator)
 from skavae._splat import splat_pose_dims
 
 
@@ -44,20 +44,6 @@ def checked_metric(metric):
         return check_similarities(values, f"The result of the affinity metric {name}")
 
     return checked
-
-
-class Count(Interval):
-    """An ``Interval(Integral, ...)`` constraint that refuses booleans.
-
-    ``True`` is an ``int`` to Python, but ``latent_dims=True`` is a mistake,
-    not a size of 1.
-    """
-
-    def __init__(self, left, right=None, *, closed="left"):
-        super().__init__(Integral, left, right, closed=closed)
-
-    def is_satisfied_by(self, val):
-        return not isinstance(val, bool) and super().is_satisfied_by(val)
 
 
 def check_filters(filters):

@@ -320,9 +320,13 @@ def test_discovery_bad_input():
     Z, y = _seen(30, seed=0)
     with pytest.raises(ValueError, match="3 dimensions but Z_seen has 4"):
         discover_clusters(Z[:, :3], Z, y)
-    with pytest.raises(ValueError, match="min_cluster_size must be an integer >= 2"):
+    with pytest.raises(
+        ValueError, match=r"'min_cluster_size' parameter .* int in the range \[2, inf\)"
+    ):
         discover_clusters(Z, Z, y, min_cluster_size=1)
-    with pytest.raises(ValueError, match="n_reference must be an integer >= 0"):
+    with pytest.raises(
+        ValueError, match=r"'n_reference' parameter .* int in the range \[0, inf\)"
+    ):
         discover_clusters(Z, Z, y, n_reference=-1)
     with pytest.raises(ValueError, match="y_seen has 3 labels but there are 90"):
         discover_clusters(Z, Z, y[:3])

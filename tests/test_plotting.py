@@ -298,3 +298,28 @@ def test_plot_embedding_scalar_thumbnails_is_a_clear_error(images, bad):
     model, X, y = images
     with pytest.raises(ValueError, match="thumbnails must be True .* got"):
         plot_embedding(X, y, model=model, method="pca", thumbnails=bad)
+
+
+def test_decoding_figures_validate_their_arguments_with_sklearn():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skavae.plotting import (
+        plot_interpolation_grid,
+        plot_reconstructions,
+        plot_traversals,
+    )
+
+    X = np.random.RandomState(0).rand(12, 8, 8).astype(np.float32)
+    model = AffinityVAE(latent_dims=2, max_epochs=1, filters=(4,), random_state=0)
+    model.fit(X)
+    cases = [
+        (plot_traversals, {"n_steps": True}, "'n_steps' parameter of plot_traversals"),
+        (plot_traversals, {"span": -1.0}, "'span' parameter"),
+        (plot_interpolation_grid, {"n_steps": 1}, r"range \[2, inf\)"),
+        (plot_reconstructions, {"n_samples": 0}, "'n_samples' parameter"),
+    ]
+    for func, kwargs, words in cases:
+        with pytest.raises(InvalidParameterError, match=words):
+            func(model, X[:4], **kwargs)
+    with pytest.raises(ValueError, match="n_steps must be odd"):
+        plot_traversals(model, X[0], n_steps=4)

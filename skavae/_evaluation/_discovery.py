@@ -7,9 +7,10 @@ import pandas as pd
 from scipy.spatial.distance import cdist
 from sklearn.cluster import HDBSCAN
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import validate_params
 from sklearn.utils.validation import check_array
 
-from skavae._checks import check_int
+from skavae._checks import Count
 from skavae._evaluation._latents import check_labels
 
 
@@ -23,6 +24,15 @@ def _reference_sample(codes, n_classes, n_per_class, random_state):
     return np.sort(np.concatenate(picked))
 
 
+@validate_params(
+    {
+        "min_cluster_size": [Count(2)],
+        "min_samples": [None, Count(1)],
+        "n_reference": [Count(0)],
+        "n_nearest": [Count(1)],
+    },
+    prefer_skip_nested_validation=True,
+)
 def discover_clusters(
     Z_unknown,
     Z_seen,
@@ -143,11 +153,6 @@ def discover_clusters(
         raise ValueError(
             f"Z_unknown has {Z.shape[1]} dimensions but Z_seen has {Z_seen.shape[1]}."
         )
-    min_cluster_size = check_int(min_cluster_size, "min_cluster_size", low=2)
-    if min_samples is not None:
-        min_samples = check_int(min_samples, "min_samples", low=1)
-    n_reference = check_int(n_reference, "n_reference", low=0)
-    n_nearest = check_int(n_nearest, "n_nearest", low=1)
     classes, codes = np.unique(y_seen, return_inverse=True)
     centres = np.stack([Z_seen[codes == k].mean(axis=0) for k in range(len(classes))])
     n_nearest = min(n_nearest, len(classes))

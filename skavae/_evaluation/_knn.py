@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import validate_params
 
+from skavae._checks import Count
 from skavae._evaluation._latents import check_labels, latents_of
 
 __all__ = ["knn_predictions", "out_of_fold_knn", "stratified_folds"]
@@ -49,9 +48,9 @@ def out_of_fold_knn(Z, y, k_hard, k_soft, cv=5):
         "X": ["array-like"],
         "model": "no_validation",
         "reference_rows": [None, "array-like"],
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "n_soft_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "cv": [Interval(Integral, 2, None, closed="left")],
+        "n_neighbors": [Count(1)],
+        "n_soft_neighbors": [Count(1)],
+        "cv": [Count(2)],
     },
     prefer_skip_nested_validation=True,
 )

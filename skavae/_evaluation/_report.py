@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
 from sklearn.model_selection import cross_val_predict
+from sklearn.utils._param_validation import validate_params
 
-from skavae._checks import check_int
+from skavae._checks import Count, positive_real
 from skavae._evaluation._classifiers import ClusterMeanClassifier
 from skavae._evaluation._knn import knn_predictions, out_of_fold_knn
 from skavae._evaluation._latents import check_labels, latents_of
@@ -34,6 +35,15 @@ def _cv_predictions(Z, y, k_hard, k_soft, cluster, cv):
     return y_hard, proba, y_cluster
 
 
+@validate_params(
+    {
+        "n_neighbors": [Count(1)],
+        "n_soft_neighbors": [Count(1)],
+        "n_sigma": [positive_real()],
+        "cv": [Count(1)],
+    },
+    prefer_skip_nested_validation=True,
+)
 def latent_map_report(
     model,
     X_seen,
@@ -128,9 +138,7 @@ def latent_map_report(
     b       True       1.0               b                  a
     c      False       NaN               b                  b
     """
-    k_hard = check_int(n_neighbors, "n_neighbors")
-    k_soft = check_int(n_soft_neighbors, "n_soft_neighbors")
-    cv = check_int(cv, "cv")
+    k_hard, k_soft = n_neighbors, n_soft_neighbors
     Z_ref = latents_of(X_seen, model, name="X_seen")
     y_ref = check_labels(y_seen, len(Z_ref), name="y_seen")
     cluster = ClusterMeanClassifier(n_sigma=n_sigma)

@@ -5,11 +5,12 @@ Every figure decodes all its codes with ONE batched ``inverse_transform`` call.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
+from sklearn.utils._param_validation import validate_params
 
-from skavae._checks import check_int
+from skavae._checks import Count, positive_real
 from skavae._evaluation._metrics import pose_angle_fit
 from skavae._plotting._utils import (
     as_batch,
@@ -29,6 +30,10 @@ def _pick(X, index):
     return X[[index]]
 
 
+@validate_params(
+    {"n_steps": [Count(1)], "span": [positive_real()]},
+    prefer_skip_nested_validation=True,
+)
 def plot_traversals(
     model,
     X,
@@ -89,11 +94,8 @@ def plot_traversals(
     10
     """
     shape = check_decoder(model)
-    n_steps = check_int(n_steps, "n_steps", low=1)
     if n_steps % 2 == 0:
         raise ValueError(f"n_steps must be odd (input in the centre); got {n_steps}.")
-    if not isinstance(span, Real) or not span > 0:
-        raise ValueError(f"span must be a positive number; got {span!r}.")
     x = _pick(as_batch(model, X), index)
     mu, pose = encode(model, x)
     latent_dims = mu.shape[1]
@@ -129,6 +131,7 @@ def plot_traversals(
     return fig
 
 
+@validate_params({"n_steps": [Count(2)]}, prefer_skip_nested_validation=True)
 def plot_interpolation_grid(model, X, *, n_steps=5, projection="slice", cmap="gray"):
     """Decodings bilinearly interpolated between four encoded objects.
 
@@ -171,7 +174,6 @@ def plot_interpolation_grid(model, X, *, n_steps=5, projection="slice", cmap="gr
     9
     """
     shape = check_decoder(model)
-    n_steps = check_int(n_steps, "n_steps", low=2)
     X = as_batch(model, X)
     if len(X) != 4:
         raise ValueError(f"X must hold exactly 4 objects (the corners); got {len(X)}.")
@@ -192,6 +194,7 @@ def plot_interpolation_grid(model, X, *, n_steps=5, projection="slice", cmap="gr
     return fig
 
 
+@validate_params({"n_steps": [Count(2)]}, prefer_skip_nested_validation=True)
 def plot_pose_sweep(
     model,
     X,
@@ -255,7 +258,6 @@ def plot_pose_sweep(
     6
     """
     shape = check_decoder(model)
-    n_steps = check_int(n_steps, "n_steps", low=2)
     X = as_batch(model, X)
     mu, pose = encode(model, X)
     if pose is None:
@@ -319,6 +321,7 @@ def plot_pose_sweep(
     return fig
 
 
+@validate_params({"n_samples": [Count(1)]}, prefer_skip_nested_validation=True)
 def plot_reconstructions(model, X, *, n_samples=8, projection="slice", cmap="gray"):
     """Inputs (top row) next to their reconstructions (bottom row).
 
@@ -359,7 +362,6 @@ def plot_reconstructions(model, X, *, n_samples=8, projection="slice", cmap="gra
     8
     """
     shape = check_decoder(model)
-    n_samples = check_int(n_samples, "n_samples", low=1)
     X = as_batch(model, X)[:n_samples]
     n = len(X)
     mu, pose = encode(model, X)
