@@ -12,7 +12,15 @@ float32 data), then, in fresh subprocesses, measures the peak resident memory
 
 and reports each peak above the import baseline next to the size of the data.
 
+``--memmap`` measures instead ``fit`` (1 epoch) + ``transform`` of an
+``np.memmap`` (.npy) stack of N volumes, at each N given (default 5 000 and
+20 000): the peak of *anonymous* resident memory (``RssAnon``, sampled every
+2 ms by a thread; the file pages of the memory map are the kernel's page
+cache, not the process's) above the same process's ``RssAnon`` right after
+its imports.
+
 Run: python benchmarks/bench_memory.py [--n 20000] [--keep]
+     python benchmarks/bench_memory.py --memmap [--sizes 5000 20000]
 """
 
 import argparse
@@ -23,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 CHILD = r"""
 import json, sys, time
@@ -49,6 +59,86 @@ print(json.dumps({"peak": peak, "seconds": time.perf_counter() - t}))
 """
 
 
+MEMMAP_CHILD = r"""
+import json, sys, threading, time
+import numpy as np, torch
+from skavae import AffinityVAE
+
+
+def anon():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) * 1024 for l in fh if l.startswith("RssAnon"))
+
+
+path, threads = sys.argv[1], sys.argv[2]
+torch.set_num_threads(int(threads))
+X = np.load(path, mmap_mode="r")
+base = anon()
+peak = [base]
+stop = threading.Event()
+
+
+def sample():
+    while not stop.is_set():
+        peak[0] = max(peak[0], anon())
+        time.sleep(0.002)
+
+
+thread = threading.Thread(target=sample, daemon=True)
+thread.start()
+t = time.perf_counter()
+model = AffinityVAE(max_epochs=1, validation_fraction=0.0, random_state=0)
+model.fit(X)
+fit_peak = peak[0]
+Z = model.transform(X)
+stop.set()
+thread.join()
+peak[0] = max(peak[0], anon())
+print(json.dumps({"base": base, "fit_peak": fit_peak, "peak": peak[0],
+                  "seconds": time.perf_counter() - t}))
+"""
+
+
+def memmap_main(sizes, threads):
+    from skavae.datasets import make_tetraminos
+
+    folder = tempfile.mkdtemp(prefix="skavae-bench-memmap-")
+    try:
+        print(
+            f"{'N':>6s} {'data GiB':>9s} {'fit peak RssAnon above import':>30s} "
+            f"{'fit + transform':>16s} {'s':>5s}"
+        )
+        for n in sizes:
+            path = os.path.join(folder, f"x{n}.npy")
+            X = np.lib.format.open_memmap(
+                path, mode="w+", dtype=np.float32, shape=(n, 32, 32, 32)
+            )
+            for start in range(0, n, 2000):
+                m = min(2000, n - start)
+                X[start : start + m] = make_tetraminos(n_samples=m, random_state=start)[
+                    0
+                ]
+            X.flush()
+            del X
+            out = subprocess.run(
+                [sys.executable, "-c", MEMMAP_CHILD, path, str(threads)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(
+                f"{n:6d} {os.path.getsize(path) / 2**30:9.2f} "
+                f"{(r['fit_peak'] - r['base']) / 2**20:26.0f} MiB "
+                f"{(r['peak'] - r['base']) / 2**20:12.0f} MiB {r['seconds']:5.0f}"
+            )
+            os.remove(path)
+        base = r["base"] / 2**20
+        print(f"(torch threads: {threads}; RssAnon after import: {base:.0f} MiB)")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def child(mode, folder):
     out = subprocess.run(
         [sys.executable, "-c", CHILD, mode, folder],
@@ -63,7 +153,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--keep", action="store_true", help="keep the folder")
+    parser.add_argument("--memmap", action="store_true", help="np.memmap, RssAnon")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.memmap:
+        return memmap_main(args.sizes, args.threads)
     from skavae.datasets import make_tetraminos, save_mrc_folder
 
     folder = tempfile.mkdtemp(prefix="skavae-bench-memory-")

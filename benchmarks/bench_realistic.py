@@ -13,15 +13,17 @@ Columns, each a hard-KNN (k=5) accuracy on the held-out seen subtomograms,
 KNN fitted on the training representations:
 
 * ``robust``  -- the recipe of the "real subtomograms" user guide:
-  ``BandPassFilter(lowpass=20 Å, normalize=False)`` then
-  ``AffinityVAE(missing_wedge=..., **ROBUST)`` with the class matrix of FSC
-  between the clean templates (20 Å cut);
-* ``robust+TTA`` -- the same model, latents averaged over the four 180°
-  rotations of its training augmentation (test-time augmentation);
-* ``default`` -- ``AffinityVAE()`` defaults (15 epochs) on the raw data, same
-  class matrix;
+  ``BandPassFilter(lowpass=15 Å, normalize=False)`` then
+  ``AffinityVAE(missing_wedge=..., **ROBUST)`` (16 latent dimensions,
+  ``augment="d4"``) with the class matrix of FSC between the clean templates
+  (20 Å cut);
+* ``robust+TTA`` -- the same model, latents averaged over the eight rotations
+  of its training augmentation (test-time augmentation);
+* ``default`` -- ``AffinityVAE()`` defaults (8 latent dimensions, 15 epochs)
+  on the raw data, same class matrix;
 * ``beta-VAE`` -- the default network with ``gamma=0, pose_dims=0`` (raw data);
-* ``PCA+KNN`` -- ``PCA(latent_dims)`` on the raw voxels;
+* ``PCA(8)+KNN``, ``PCA(16)+KNN`` -- PCA on the raw voxels, with the default's
+  and the recipe's latent dimensions;
 * ``raw+KNN`` -- KNN on the raw voxels;
 * ``PCA(bp)`` -- PCA on the *band-passed* voxels (the robust recipe's input),
   so that the gain of the preprocessing and of the model can be told apart.
@@ -33,6 +35,7 @@ seen templates.
 
 Run: python benchmarks/bench_realistic.py [--seeds 0 1 2] [--rows target|all]
      [--skip default,beta]
+     python benchmarks/bench_realistic.py --ablation [--seeds 0]
 Each fit is timed (wall seconds on this machine, for the <= 10 minutes budget).
 """
 
@@ -53,17 +56,20 @@ from skavae.preprocessing import BandPassFilter
 
 SIZE, VOXEL, N_TRAIN, N_TEST = 32, 5.0, 2400, 600
 UNSEEN = ("1fdo", "3rer")
-LATENT = 8
+LATENT = 16
 #: The robust recipe (see doc/user_guide/real_subtomograms.rst).
-LOWPASS = 20.0
+LOWPASS = 15.0
+#: FSC cut of the class matrix (between the clean templates).
+MATRIX_RESOLUTION = 20.0
 ROBUST = dict(
     latent_dims=LATENT,
     gamma=8.0,
     beta=0.1,
-    augment=True,
+    augment="d4",
     max_epochs=30,
 )
-DEFAULT = dict(latent_dims=LATENT, max_epochs=15)
+#: Today's defaults (latent_dims=8), 15 epochs.
+DEFAULT = dict(max_epochs=15)
 
 ROWS = {
     "target": [(0.1, True, True)],
@@ -97,7 +103,7 @@ def data(snr, wedge, ctf, seed, n, structures):
 
 
 def averaged(model, X):
-    """Latents averaged over the four 180-degree rotations of D2 (TTA)."""
+    """Latents averaged over the rotations the model trained with (TTA)."""
     return rotation_averaged_transform(model, X)
 
 
@@ -114,8 +120,11 @@ def run_row(snr, wedge, ctf, seed, skip, matrix):
     Xtr, Xte, ytr, yte = X[:N_TRAIN], X[N_TRAIN:], y[:N_TRAIN], y[N_TRAIN:]
     out = {}
     out["raw+KNN"] = knn(flat(Xtr), ytr, flat(Xte), yte)
-    pca = PCA(LATENT, random_state=seed).fit(flat(Xtr))
-    out["PCA+KNN"] = knn(pca.transform(flat(Xtr)), ytr, pca.transform(flat(Xte)), yte)
+    for dims in sorted({8, LATENT}):
+        pca = PCA(dims, random_state=seed).fit(flat(Xtr))
+        out[f"PCA({dims})+KNN"] = knn(
+            pca.transform(flat(Xtr)), ytr, pca.transform(flat(Xte)), yte
+        )
     bp = BandPassFilter(voxel_size=VOXEL, lowpass=LOWPASS, normalize=False).fit(Xtr)
     Btr, Bte = bp.transform(Xtr), bp.transform(Xte)
     pca = PCA(LATENT, random_state=seed).fit(flat(Btr))
@@ -145,7 +154,7 @@ def run_row(snr, wedge, ctf, seed, skip, matrix):
 
 def unseen_report(robust, bp, Btr, ytr, snr, wedge, ctf, seed, templates):
     Xu, yu, _, tu = data(snr, wedge, ctf, seed + 100, 100, UNSEEN)
-    fsc = FSCAffinity(voxel_size=VOXEL, resolution=LOWPASS)
+    fsc = FSCAffinity(voxel_size=VOXEL, resolution=MATRIX_RESOLUTION)
     seen = list(PROTEIN_IDS)
     clf = KNeighborsClassifier(5).fit(averaged(robust, Btr), ytr)
     pred = clf.predict(averaged(robust, bp.transform(Xu)))
@@ -163,18 +172,69 @@ def unseen_report(robust, bp, Btr, ytr, snr, wedge, ctf, seed, templates):
     return lines
 
 
+#: ``--ablation``: the recipe with one ingredient changed at a time
+#: (name, band-pass lowpass in Å, AffinityVAE changes, class-matrix FSC cut).
+ABLATION = [
+    ("recipe", LOWPASS, {}, MATRIX_RESOLUTION),
+    ("augment='d2' (180° rotations only)", LOWPASS, {"augment": "d2"}, None),
+    ("latent_dims=8", LOWPASS, {"latent_dims": 8}, None),
+    ("lowpass 20 Å", 20.0, {}, None),
+    ("lowpass 12 Å", 12.0, {}, None),
+    ("class matrix: FSC to 10 Å", LOWPASS, {}, 10.0),
+]
+
+
+def ablation(seed, templates):
+    """Hard-KNN (plain and TTA) of each ABLATION variant on the target row."""
+    X, y, _, _ = data(0.1, True, True, seed, N_TRAIN + N_TEST, PROTEIN_IDS)
+    Xtr, Xte, ytr, yte = X[:N_TRAIN], X[N_TRAIN:], y[:N_TRAIN], y[N_TRAIN:]
+    rows = []
+    for name, lowpass, changes, cut in ABLATION:
+        metric = FSCAffinity(voxel_size=VOXEL, resolution=cut or MATRIX_RESOLUTION)
+        matrix = class_affinity_matrix(metric=metric, templates=templates)
+        bp = BandPassFilter(voxel_size=VOXEL, lowpass=lowpass, normalize=False)
+        Btr = bp.fit(Xtr).transform(Xtr)
+        Bte = bp.transform(Xte)
+        start = time.perf_counter()
+        model = AffinityVAE(
+            affinity=matrix,
+            missing_wedge=(-60, 60),
+            random_state=seed,
+            **{**ROBUST, **changes},
+        ).fit(Btr, ytr)
+        seconds = time.perf_counter() - start
+        row = {
+            "variant": name,
+            "robust": knn(model.transform(Btr), ytr, model.transform(Bte), yte),
+            "robust+TTA": knn(averaged(model, Btr), ytr, averaged(model, Bte), yte),
+            "fit s": seconds,
+        }
+        rows.append(row)
+        print(pd.DataFrame([row]).round(3).to_string(index=False), flush=True)
+    print(f"\nablation, seed {seed} (SNR 0.1, ±60° wedge, CTF):")
+    print(pd.DataFrame(rows).round(3).to_string(index=False))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rows", choices=sorted(ROWS), default="target")
     parser.add_argument("--skip", default="", help="comma list: default,beta")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="the recipe with one ingredient changed at a time, first seed only",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     skip = set(filter(None, args.skip.split(",")))
     _, _, _, templates = data(None, False, False, 0, 12, PROTEIN_IDS)
+    if args.ablation:
+        return ablation(args.seeds[0], templates)
     matrix = class_affinity_matrix(
-        metric=FSCAffinity(voxel_size=VOXEL, resolution=LOWPASS), templates=templates
+        metric=FSCAffinity(voxel_size=VOXEL, resolution=MATRIX_RESOLUTION),
+        templates=templates,
     )
     records, notes = [], []
     for snr, wedge, ctf in ROWS[args.rows]:
@@ -195,7 +255,8 @@ def main():
             "robust+TTA",
             "default",
             "beta-VAE",
-            "PCA+KNN",
+            "PCA(8)+KNN",
+            f"PCA({LATENT})+KNN",
             "raw+KNN",
             "PCA(bp)",
         )
@@ -204,7 +265,8 @@ def main():
     summary = table.groupby(["snr", "wedge", "ctf"], sort=False)[accs].agg(
         lambda v: f"{np.mean(v):.3f} ± {np.std(v):.3f}"
     )
-    gap = table["robust+TTA"] - table[["PCA+KNN", "raw+KNN"]].max(axis=1)
+    baselines = [c for c in table if c.startswith("PCA(") and "+KNN" in c]
+    gap = table["robust+TTA"] - table[[*baselines, "raw+KNN"]].max(axis=1)
     table["gap"] = gap
     summary["robust+TTA - best(PCA, raw)"] = table.groupby(
         ["snr", "wedge", "ctf"], sort=False

@@ -192,3 +192,24 @@ def test_explore_page_is_drawn_in_headless_chromium(run, tmp_path):
     assert ink > 0.01 and colours >= 8, (ink, colours)
     ink, _ = region(0.78, 1.0, 0.0, 0.2)  # the side panel's text and buttons
     assert ink > 0.01
+
+
+def test_explore_reads_data_dir_as_fit_and_evaluate_do(run, capsys, tmp_path):
+    """The folder options of fit/evaluate (labels, units) apply to explore."""
+    root, model, test = run
+    out = tmp_path / "regex.html"
+    # every file in one class by a regular expression that keeps one letter
+    code = _explore(model, test, out, "--label-regex", r"^(\w)", "--no-decoded")
+    assert code == 0, capsys.readouterr().err
+    meta, _ = _meta(out)
+    labels = {row.split(",")[3] for row in meta["csv_rows"]}
+    assert all(len(label) == 1 for label in labels)
+    out = tmp_path / "unlabelled.html"
+    assert _explore(model, test, out, "--unlabelled", "--no-decoded") == 0
+    assert len(_meta(out)[0]["csv_rows"]) == 40
+    # with --particles the labels come from the particle list
+    code = main(["explore", str(model), "--particles", str(tmp_path / "p.star"),
+                 "--tomograms", str(tmp_path), "--unlabelled",
+                 "--out", str(tmp_path / "p.html"), "-q"])  # fmt: skip
+    assert code == 2
+    assert "--unlabelled applies to a DATA_DIR folder" in _error(capsys)

@@ -30,7 +30,7 @@ from skavae._cli._common import (
     write_json,
     write_text,
 )
-from skavae._cli._config import FOLDER_SETTINGS, folder_options
+from skavae._cli._config import folder_options
 from skavae._cli._folders import output_folder
 from skavae._cli._report import (
     evaluate_map,
@@ -200,15 +200,9 @@ def _check_folder_options(args, on_particles):
     """Folder options (but --follow-symlinks) do not apply to --particles."""
     if args.n_clusters is not None and not args.unlabelled:
         raise UsageError("--n-clusters applies to --unlabelled.")
-    if not on_particles:
-        return
-    for name in FOLDER_SETTINGS:
-        if name != "follow_symlinks" and getattr(args, name, None) not in (None, False):
-            option = "--" + name.replace("_", "-")
-            raise UsageError(
-                f"{option} applies to a DATA_DIR folder, not to --particles "
-                "(labels come from --label-column)."
-            )
+    from skavae._cli import _tomo
+
+    _tomo.refuse_folder_options(args, on_particles)
 
 
 def _read_reference(path, latent_dims):

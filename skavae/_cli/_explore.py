@@ -9,13 +9,14 @@ import warnings
 import numpy as np
 
 from skavae._cli._args import (
-    add_follow_symlinks,
+    add_folder_options,
     add_particle_options,
     fraction,
     positive_int,
     seed,
 )
 from skavae._cli._common import CLIError, UsageError, encode_all, load_folder, make_dir
+from skavae._cli._config import folder_options
 
 #: Embeddings of the map; auto: UMAP for images, t-SNE for volumes.
 EMBEDDINGS = ("auto", "umap", "tsne", "pca", "none")
@@ -133,7 +134,11 @@ def add_arguments(p):
         help="seed of the embedding and of the thumbnail subsample (default 0)",
     )
     p.add_argument("--title", metavar="TEXT", help="title of the page")
-    add_follow_symlinks(p)
+    add_folder_options(
+        p,
+        unlabelled_help="read DATA_DIR without labels: the map is coloured by "
+        "prediction only",
+    )
     add_particle_options(p, box_default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -177,7 +182,7 @@ def _load(args, model, on_particles):
     if on_particles:
         X, y = _tomo.load_model_particles(args, model)
         return X, y, list(X.ids), args.particles, X.particles
-    X, y, _ = load_folder(args.data_dir, follow_symlinks=args.follow_symlinks)
+    X, y, _ = load_folder(args.data_dir, **folder_options(args))
     return X, y, list(X.paths), args.data_dir, None
 
 
@@ -190,6 +195,7 @@ def run(args):
     start = time.perf_counter()
     _check_plotly()
     on_particles = _tomo.check_particle_options(args)
+    _tomo.refuse_folder_options(args, on_particles)
     _check_out(args)
     model = load_model(args.model)
     X, y, paths, source, particles = _load(args, model, on_particles)

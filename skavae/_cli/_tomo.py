@@ -287,3 +287,18 @@ def load_model_particles(args, model):
         )
     stack = load_particles(args, args.box or shape[0])
     return stack, particle_labels(stack, args.label_column, required=False)
+
+
+def refuse_folder_options(args, on_particles):
+    """Folder options (but --follow-symlinks) do not apply to --particles."""
+    from skavae._cli._config import FOLDER_SETTINGS
+
+    if not on_particles:
+        return
+    for name in FOLDER_SETTINGS:
+        if name != "follow_symlinks" and getattr(args, name, None) not in (None, False):
+            option = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"{option} applies to a DATA_DIR folder, not to --particles "
+                "(labels come from --label-column)."
+            )
