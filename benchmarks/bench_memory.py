@@ -17,7 +17,9 @@ and reports each peak above the import baseline next to the size of the data.
 20 000): the peak of *anonymous* resident memory (``RssAnon``, sampled every
 2 ms by a thread; the file pages of the memory map are the kernel's page
 cache, not the process's) above the same process's ``RssAnon`` right after
-its imports.
+its imports, with skavae's fixed mmap threshold and with glibc's default
+(``SKAVAE_MALLOC=default``), interleaved, medians of ``--repeats`` runs, and
+the ratio of their times (fit + transform).
 
 Run: python benchmarks/bench_memory.py [--n 20000] [--keep]
      python benchmarks/bench_memory.py --memmap [--sizes 5000 20000]
@@ -99,14 +101,14 @@ print(json.dumps({"base": base, "fit_peak": fit_peak, "peak": peak[0],
 """
 
 
-def memmap_main(sizes, threads):
+def memmap_main(sizes, threads, repeats):
     from skavae.datasets import make_tetraminos
 
     folder = tempfile.mkdtemp(prefix="skavae-bench-memmap-")
     try:
         print(
-            f"{'N':>6s} {'data GiB':>9s} {'fit peak RssAnon above import':>30s} "
-            f"{'fit + transform':>16s} {'s':>5s}"
+            f"{'N':>6s} {'data GiB':>9s} {'threshold':>9s} "
+            f"{'fit peak above import':>24s} {'fit + transform':>16s} {'s':>6s}"
         )
         for n in sizes:
             path = os.path.join(folder, f"x{n}.npy")
@@ -120,18 +122,33 @@ def memmap_main(sizes, threads):
                 ]
             X.flush()
             del X
-            out = subprocess.run(
-                [sys.executable, "-c", MEMMAP_CHILD, path, str(threads)],
-                capture_output=True,
-                text=True,
-                check=True,
+            runs = {}
+            for _ in range(repeats):  # interleaved: fixed, glibc's default, ...
+                for setting in ("fixed", "default"):
+                    env = dict(os.environ)
+                    if setting == "default":
+                        env["SKAVAE_MALLOC"] = "default"
+                    out = subprocess.run(
+                        [sys.executable, "-c", MEMMAP_CHILD, path, str(threads)],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        env=env,
+                    )
+                    r = json.loads(out.stdout.strip().splitlines()[-1])
+                    runs.setdefault(setting, []).append(r)
+            for setting, rs in runs.items():
+                fit = np.median([r["fit_peak"] - r["base"] for r in rs]) / 2**20
+                both = np.median([r["peak"] - r["base"] for r in rs]) / 2**20
+                seconds = np.median([r["seconds"] for r in rs])
+                print(
+                    f"{n:6d} {os.path.getsize(path) / 2**30:9.2f} {setting:>9s} "
+                    f"{fit:20.0f} MiB {both:12.0f} MiB {seconds:6.1f}"
+                )
+            ratio = np.median([r["seconds"] for r in runs["fixed"]]) / np.median(
+                [r["seconds"] for r in runs["default"]]
             )
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(
-                f"{n:6d} {os.path.getsize(path) / 2**30:9.2f} "
-                f"{(r['fit_peak'] - r['base']) / 2**20:26.0f} MiB "
-                f"{(r['peak'] - r['base']) / 2**20:12.0f} MiB {r['seconds']:5.0f}"
-            )
+            print(f"{'':6s} time, fixed / glibc default: {ratio:.2f}")
             os.remove(path)
         base = r["base"] / 2**20
         print(f"(torch threads: {threads}; RssAnon after import: {base:.0f} MiB)")
@@ -156,9 +173,10 @@ def main():
     parser.add_argument("--memmap", action="store_true", help="np.memmap, RssAnon")
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="--memmap runs each")
     args = parser.parse_args()
     if args.memmap:
-        return memmap_main(args.sizes, args.threads)
+        return memmap_main(args.sizes, args.threads, args.repeats)
     from skavae.datasets import make_tetraminos, save_mrc_folder
 
     folder = tempfile.mkdtemp(prefix="skavae-bench-memory-")
