@@ -101,16 +101,17 @@ for snr in snrs:
 
     flat_tr, flat_te = Xtr.reshape(480, -1), Xte.reshape(120, -1)
     results["raw+KNN"].append(knn(flat_tr, flat_te))
-    pca = PCA(8, random_state=0).fit(flat_tr)
+    pca = PCA(16, random_state=0).fit(flat_tr)  # as many dimensions as the recipe
     results["PCA+KNN"].append(knn(pca.transform(flat_tr), pca.transform(flat_te)))
     default = AffinityVAE(affinity=matrix, max_epochs=12, random_state=0)
     default.fit(Xtr, ytr)
     results["default VAE"].append(knn(default.transform(Xtr), default.transform(Xte)))
-    bp = BandPassFilter(voxel_size=5.0, lowpass=20.0, normalize=False).fit(Xtr)
+    bp = BandPassFilter(voxel_size=5.0, lowpass=15.0, normalize=False).fit(Xtr)
     robust = AffinityVAE(
         affinity=matrix,
+        latent_dims=16,
         missing_wedge=(-60, 60),
-        augment=True,
+        augment="d4",
         gamma=8.0,
         beta=0.1,
         max_epochs=12,
