@@ -17,9 +17,10 @@ and reports each peak above the import baseline next to the size of the data.
 20 000): the peak of *anonymous* resident memory (``RssAnon``, sampled every
 2 ms by a thread; the file pages of the memory map are the kernel's page
 cache, not the process's) above the same process's ``RssAnon`` right after
-its imports, with skavae's fixed mmap threshold and with glibc's default
-(``SKAVAE_MALLOC=default``), interleaved, medians of ``--repeats`` runs, and
-the ratio of their times (fit + transform).
+its imports, with skavae returning the C heap's free pages
+(``skavae._process.trim_heap``, every 16 batches of inference and once per
+epoch) and without, interleaved, medians of ``--repeats`` runs, and the
+ratio of their times (fit + transform).
 
 Run: python benchmarks/bench_memory.py [--n 20000] [--keep]
      python benchmarks/bench_memory.py --memmap [--sizes 5000 20000]
@@ -72,8 +73,12 @@ def anon():
         return next(int(l.split()[1]) * 1024 for l in fh if l.startswith("RssAnon"))
 
 
-path, threads = sys.argv[1], sys.argv[2]
+path, threads, trim = sys.argv[1], sys.argv[2], sys.argv[3]
 torch.set_num_threads(int(threads))
+if trim == "off":  # as before skavae returned the C heap's free pages
+    import skavae._inference, skavae._training
+
+    skavae._inference.trim_heap = skavae._training.trim_heap = lambda: None
 X = np.load(path, mmap_mode="r")
 base = anon()
 peak = [base]
@@ -107,7 +112,7 @@ def memmap_main(sizes, threads, repeats):
     folder = tempfile.mkdtemp(prefix="skavae-bench-memmap-")
     try:
         print(
-            f"{'N':>6s} {'data GiB':>9s} {'threshold':>9s} "
+            f"{'N':>6s} {'data GiB':>9s} {'heap':>9s} "
             f"{'fit peak above import':>24s} {'fit + transform':>16s} {'s':>6s}"
         )
         for n in sizes:
@@ -123,18 +128,15 @@ def memmap_main(sizes, threads, repeats):
             X.flush()
             del X
             runs = {}
-            for _ in range(repeats):  # interleaved: fixed, glibc's default, ...
-                for setting in ("fixed", "default"):
-                    env = dict(os.environ)
-                    if setting == "default":
-                        env["SKAVAE_MALLOC"] = "default"
+            for _ in range(repeats):  # interleaved: trimmed, untrimmed, ...
+                for setting in ("trim", "off"):
                     out = subprocess.run(
-                        [sys.executable, "-c", MEMMAP_CHILD, path, str(threads)],
+                        [sys.executable, "-c", MEMMAP_CHILD, path, str(threads),
+                         setting],
                         capture_output=True,
                         text=True,
                         check=True,
-                        env=env,
-                    )
+                    )  # fmt: skip
                     r = json.loads(out.stdout.strip().splitlines()[-1])
                     runs.setdefault(setting, []).append(r)
             for setting, rs in runs.items():
@@ -145,10 +147,10 @@ def memmap_main(sizes, threads, repeats):
                     f"{n:6d} {os.path.getsize(path) / 2**30:9.2f} {setting:>9s} "
                     f"{fit:20.0f} MiB {both:12.0f} MiB {seconds:6.1f}"
                 )
-            ratio = np.median([r["seconds"] for r in runs["fixed"]]) / np.median(
-                [r["seconds"] for r in runs["default"]]
+            ratio = np.median([r["seconds"] for r in runs["trim"]]) / np.median(
+                [r["seconds"] for r in runs["off"]]
             )
-            print(f"{'':6s} time, fixed / glibc default: {ratio:.2f}")
+            print(f"{'':6s} time, trimmed / untrimmed: {ratio:.2f}")
             os.remove(path)
         base = r["base"] / 2**20
         print(f"(torch threads: {threads}; RssAnon after import: {base:.0f} MiB)")

@@ -24,12 +24,14 @@ from skavae._data import (
     output_dtype,
     resolve_device,
 )
-from skavae._process import torch_threads
+from skavae._process import torch_threads, trim_heap
 from skavae._targets import affinity_target
 from skavae._training import evaluate_loss
 from skavae._validation import Count
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: batches between two returns of the C heap's free pages (trim_heap)
+_TRIM_EVERY = 16
 
 
 def _check_codes(values, name):
@@ -82,8 +84,11 @@ class FittedVAEMixin(TransformerMixin):
             # streamed data: batches of batch_size bound memory; in memory,
             # larger batches are faster
             size = max(self.batch_size, 256) if source.in_memory else self.batch_size
-            for idx in make_batches(np.arange(len(X)), size):
+            for i, idx in enumerate(make_batches(np.arange(len(X)), size)):
                 outputs.append(fn(module, source.get(np.sort(idx), device)))
+                if i % _TRIM_EVERY == _TRIM_EVERY - 1:
+                    trim_heap()  # batches freed as fragments stay resident
+        trim_heap()
         return [
             torch.cat([o[k] for o in outputs]).cpu().numpy()
             for k in range(len(outputs[0]))

@@ -1,7 +1,8 @@
-"""The process around a fit: the allocator's fixed mmap threshold."""
+"""The process around a fit: the C heap's free pages go back to the system."""
 
 import ctypes
 import ctypes.util
+import json
 import os
 import subprocess
 import sys
@@ -9,58 +10,48 @@ import sys
 import pytest
 
 PROBE = r"""
-import ctypes, ctypes.util, json, sys
+import json, sys
 import numpy as np
-from skavae._process import fix_mmap_threshold
+from skavae._process import trim_heap
 
 
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-        "uordblks", "fordblks", "keepcost")]
+def anon():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("RssAnon")) * 1024
 
 
-libc = ctypes.CDLL(ctypes.util.find_library("c"))
-libc.mallinfo2.restype = MallInfo2
-fixed = fix_mmap_threshold()
-a = np.ones(2**19)  # 4 MiB: above the 128 KiB threshold, so mmap-served
-del a               # freeing it raises glibc's dynamic threshold to 4 MiB
-before = libc.mallinfo2().hblkhd
-b = np.ones(3 * 2**17)  # 3 MiB: mmap-served only if the threshold is fixed
-print(json.dumps({"fixed": fixed, "mmapped": libc.mallinfo2().hblkhd - before}))
+np.ones(2**21)  # a 16 MiB block, freed: glibc's mmap threshold rises to 16 MiB
+blocks = [np.ones(3 * 2**17) for _ in range(64)]  # 64 x 3 MiB, now from the heap
+keep = blocks[1::2]  # every other block stays: the free ones are fragments
+del blocks
+before = anon()
+if sys.argv[1] == "trim":
+    trim_heap()
+print(json.dumps({"released": before - anon()}))
 """
 
 
-def _glibc_mallinfo2():
+def _glibc():
     if not sys.platform.startswith("linux"):
         return False
     try:
-        return hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "mallinfo2")
+        return hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim")
     except OSError:
         return False
 
 
-@pytest.mark.skipif(not _glibc_mallinfo2(), reason="needs glibc >= 2.33")
-@pytest.mark.parametrize("setting", ["skavae", "default"])
-def test_mmap_threshold_stays_fixed_so_large_blocks_leave_the_heap(setting):
-    import json
-
+@pytest.mark.skipif(not _glibc(), reason="glibc's malloc_trim")
+def test_trim_heap_returns_the_free_fragments():
     env = dict(os.environ)
-    env.pop("MALLOC_MMAP_THRESHOLD_", None)
-    if setting == "default":
-        env["SKAVAE_MALLOC"] = "default"
-    else:
-        env.pop("SKAVAE_MALLOC", None)
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    if setting == "skavae":
-        # the 3 MiB block is mmap-served, so freeing it returns it
-        assert result["fixed"] is True
-        assert result["mmapped"] >= 3 * 2**20
-    else:
-        # glibc's dynamic threshold moved the second block into the heap
-        assert result["fixed"] is False
-        assert result["mmapped"] < 3 * 2**20
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        env.pop(name, None)
+    released = {}
+    for mode in ("trim", "none"):
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        released[mode] = json.loads(done.stdout)["released"]
+    # 32 free fragments of 3 MiB between live blocks: about 96 MiB
+    assert released["trim"] > 64 * 2**20
+    assert abs(released["none"]) < 16 * 2**20  # nothing goes back by itself
