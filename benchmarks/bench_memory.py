@@ -18,8 +18,7 @@ and reports each peak above the import baseline next to the size of the data.
 2 ms by a thread; the file pages of the memory map are the kernel's page
 cache, not the process's) above the same process's ``RssAnon`` right after
 its imports, with skavae returning the C heap's free pages
-(``skavae._process.trim_heap``, every 16 batches of inference and once per
-epoch) and without, interleaved, medians of ``--repeats`` runs, and the
+(``skavae._process.trim_heap``, every 16 batches of inference) and without, interleaved, medians of ``--repeats`` runs, and the
 ratio of their times (fit + transform).
 
 Run: python benchmarks/bench_memory.py [--n 20000] [--keep]
@@ -76,9 +75,9 @@ def anon():
 path, threads, trim = sys.argv[1], sys.argv[2], sys.argv[3]
 torch.set_num_threads(int(threads))
 if trim == "off":  # as before skavae returned the C heap's free pages
-    import skavae._inference, skavae._training
+    import skavae._inference
 
-    skavae._inference.trim_heap = skavae._training.trim_heap = lambda: None
+    skavae._inference.trim_heap = lambda: None
 X = np.load(path, mmap_mode="r")
 base = anon()
 peak = [base]

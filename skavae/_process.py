@@ -64,7 +64,9 @@ def trim_heap():
     650 MiB of anonymous memory above import. ``malloc_trim(0)`` returns
     those free pages (``MADV_DONTNEED``) without changing how memory is
     allocated; :meth:`~skavae.AffinityVAE.transform` and friends call it
-    every few batches, and training once per epoch. A no-op where the C
+    every 16 batches and at the end. Training does not: its peak stays below
+    300 MiB above import without it (``benchmarks/README.md``, "Memory"),
+    and pages given back must be faulted in again. A no-op where the C
     library is not glibc.
     """
     if "trim" not in _libc:

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from skavae._augment import augment_batch, rotation_group
 from skavae._data import make_batches
 from skavae._losses import vae_loss
-from skavae._process import Terminated, trim_heap
+from skavae._process import Terminated
 from skavae._schedules import make_schedule
 from skavae._wedge import as_missing_wedge
 from skavae.distributed import _ddp
@@ -400,7 +400,6 @@ def train(
                 shard,
                 ddp,
             )
-            trim_heap()  # the epoch's freed batches, fragments of the C heap
             if not all(math.isfinite(v) for v in terms.values()):
                 raise TrainingDiverged(
                     f"Training diverged at epoch {epoch}: the loss became "
