@@ -18,8 +18,9 @@ and reports each peak above the import baseline next to the size of the data.
 2 ms by a thread; the file pages of the memory map are the kernel's page
 cache, not the process's) above the same process's ``RssAnon`` right after
 its imports, with skavae returning the C heap's free pages
-(``skavae._process.trim_heap``, every 16 batches of inference) and without, interleaved, medians of ``--repeats`` runs, and the
-ratio of their times (fit + transform).
+(``skavae._process.trim_heap``, every 16 batches of inference) and
+without, interleaved, medians of ``--repeats`` runs, and the ratio of their
+times (fit + transform).
 
 Run: python benchmarks/bench_memory.py [--n 20000] [--keep]
      python benchmarks/bench_memory.py --memmap [--sizes 5000 20000]
