@@ -60,8 +60,9 @@ def trim_heap():
     the threshold rises to the size of every large block freed (up to
     32 MiB), so after the first few batches the multi-MiB batches and
     activations of skavae come from the heap. Freed, they stay resident as
-    fragments: encoding 20 000 subtomograms of 32³ from a memory map held
-    650 MiB of anonymous memory above import. ``malloc_trim(0)`` returns
+    fragments: fitting and encoding 20 000 subtomograms of 32³ from a memory
+    map reached 835 MiB of anonymous memory above import in one run of
+    ``benchmarks/bench_memory.py --memmap``. ``malloc_trim(0)`` returns
     those free pages (``MADV_DONTNEED``) without changing how memory is
     allocated; :meth:`~skavae.AffinityVAE.transform` and friends call it
     every 16 batches and at the end. Training does not: its peak stays below
