@@ -600,3 +600,25 @@ def test_evaluate_scheduler_that_does_not_answer(folders, model, tmp_path, capsy
     line = _error_line(capsys)
     assert "--scheduler" in line and "tcp://127.0.0.1:9" in line
     assert not (tmp_path / "e").exists()
+
+
+def test_settings_from_other_constraints_are_checked_by_sklearn():
+    """Integer ranges with an upper bound, and constraints the CLI has no
+    parser of its own for, are still checked (scikit-learn's own check)."""
+    from numbers import Integral
+
+    from sklearn.utils._param_validation import Interval, StrOptions
+
+    from skavae._cli._config import _interval_check, _sklearn_check
+
+    bounded = _interval_check(Interval(Integral, 1, 5, closed="left"))
+    assert bounded("4") == 4
+    with pytest.raises(ValueError, match="4"):
+        bounded("5")
+    mixed = _sklearn_check("x", [Interval(Integral, 1, None, closed="left"),
+                                 StrOptions({"auto"}), "boolean"])  # fmt: skip
+    assert mixed("3") == 3 and mixed("auto") == "auto" and mixed("false") is False
+    with pytest.raises(ValueError, match="'x' parameter of AffinityVAE"):
+        mixed("0")
+    with pytest.raises(ValueError, match="'x' parameter of AffinityVAE"):
+        mixed("sometimes")

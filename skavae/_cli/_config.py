@@ -137,9 +137,17 @@ def _interval_check(constraint):
             if low is None
             else int(low) + (constraint.closed in ("right", "neither"))
         )
+        top = None
         if high is not None:
-            raise NotImplementedError("upper bounds on integer settings")
-        return lambda v: _integer(v, -math.inf if low is None else low)
+            top = int(high) - (constraint.closed in ("left", "neither"))
+
+        def check_int(value):
+            value = _integer(value, -math.inf if low is None else low)
+            if top is not None and value > top:
+                raise ValueError(f"{value!r} is larger than {top}")
+            return value
+
+        return check_int
     closed_low = constraint.closed in ("left", "both")
     closed_high = constraint.closed in ("right", "both")
 
@@ -168,19 +176,51 @@ def _estimator_validator(param):
     constraints = AffinityVAE._parameter_constraints[param]
     optional = None in constraints
     kinds = [c for c in constraints if c is not None]
-    if len(kinds) != 1:
-        raise NotImplementedError(f"settings for {param!r}: {constraints!r}")
-    if isinstance(kinds[0], StrOptions):
+    if len(kinds) == 1 and isinstance(kinds[0], StrOptions):
         check = _choice(tuple(sorted(kinds[0].options)))
-    elif isinstance(kinds[0], Interval):
+    elif len(kinds) == 1 and isinstance(kinds[0], Interval):
         check = _interval_check(kinds[0])
-    else:
-        raise NotImplementedError(f"settings for {param!r}: {constraints!r}")
+    else:  # other constraints: scikit-learn's own check of the parsed value
+        return _sklearn_check(param, constraints)
     if not optional:
         return check
     return lambda v: (
         None if v is None or (isinstance(v, str) and v.lower() == "none") else check(v)
     )
+
+
+def _sklearn_check(param, constraints):
+    """A validator that parses a command-line value (an int, a float, true,
+    false, none, or text) and checks it with scikit-learn's constraints."""
+    from sklearn.utils._param_validation import (
+        InvalidParameterError,
+        validate_parameter_constraints,
+    )
+
+    def parse(value):
+        if not isinstance(value, str):
+            return value
+        words = {"true": True, "false": False, "none": None}
+        if value.lower() in words:
+            return words[value.lower()]
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+        return value
+
+    def check(value):
+        value = parse(value)
+        try:
+            validate_parameter_constraints(
+                {param: constraints}, {param: value}, caller_name="AffinityVAE"
+            )
+        except InvalidParameterError as exc:
+            raise ValueError(str(exc).rstrip(".")) from None
+        return value
+
+    return check
 
 
 def _estimator_setting(param, text):
