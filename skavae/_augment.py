@@ -82,7 +82,9 @@ def rotation_group(spatial_shape, wedge=None, *, tilt_ranges=None, turns=False):
     if ndim == 3:
         flips = {0: (3, 4), 1: (2, 4), 2: (2, 3)}  # 180° about axis a flips the others
         if not symmetric_wedge(wedge, tilt_ranges):
-            return [(), (("flip", flips[int(wedge.tilt_axis)]),)]
+            # per-sample ranges without a MissingWedge: its default axis (y)
+            axis = 1 if wedge is None else int(wedge.tilt_axis)
+            return [(), (("flip", flips[axis]),)]
         d2 = [()] + [(("flip", flips[a]),) for a in (0, 1, 2)]
         if not turns or spatial_shape[1] != spatial_shape[2]:
             return d2

@@ -113,6 +113,15 @@ def test_d4_needs_a_square_section_and_a_symmetric_wedge():
     wedge = MissingWedge()
     assert len(rotation_group((16,) * 3, wedge, tilt_ranges=ranges)) == 2
     assert len(rotation_group((16,) * 3, wedge, tilt_ranges=ranges[:1])) == 4
+    # per-sample ranges with no missing_wedge: the default tilt axis (y)
+    assert rotation_group((16,) * 3, None, tilt_ranges=ranges) == [
+        (),
+        (("flip", (2, 4)),),
+    ]
+    X = np.random.RandomState(0).rand(8, 8, 8, 8).astype(np.float32)
+    model = AffinityVAE(max_epochs=1, augment=True, random_state=0)
+    model.fit(X, tilt_ranges=np.tile([[-50, 60]], (8, 1)))
+    assert model.transform(X).shape == (8, 8)
 
 
 def test_d4_fit_uses_the_turned_wedge_in_the_loss():
