@@ -157,20 +157,33 @@ def _check_lazy(estimator, X, y, *, reset):
 
 
 def _stack_object_array(X):
-    """A 1-D object array of arrays as one stack; objects of two shapes refused."""
-    if not (isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1):
+    """A 1-D object array (or a list) of arrays as one stack.
+
+    Objects of two shapes are refused with both shapes named, instead of
+    numpy's "inhomogeneous shape" message.
+    """
+    if isinstance(X, (list, tuple)):
+        kind = f"a {type(X).__name__} of arrays"
+    elif isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1:
+        kind = "an object array of arrays"
+    else:
         return X
-    shapes = [np.shape(x) for x in X]
+    try:
+        shapes = [np.shape(x) for x in X]
+    except ValueError:  # ragged nested lists inside one object
+        shapes = None
     if not shapes or not shapes[0]:
         return X  # not arrays: scikit-learn's message
     for k, shape in enumerate(shapes):
         if shape != shapes[0]:
             raise ValueError(
-                f"X is an object array of arrays of different shapes: object 0 "
-                f"has shape {shapes[0]}, object {k} has shape {shape}; every "
-                "object must have one shape."
+                f"X is {kind} of different shapes: object 0 has shape "
+                f"{shapes[0]}, object {k} has shape {shape}; every object must "
+                "have one shape."
             )
-    return np.stack([np.asarray(x) for x in X])
+    if isinstance(X, np.ndarray):
+        return np.stack([np.asarray(x) for x in X])
+    return X
 
 
 def check_X(estimator, X, y=None, *, reset, values=True):

@@ -448,6 +448,9 @@ case("fit-bool-labels-frame", raises("y holds booleans"))(
 case("mean-difference-inf-scale", raises("'scale' parameter.*Got inf"))(
     lambda c: MeanDifference(scale=np.inf)(X[:2])
 )
+case("fit-list-of-two-shapes", raises(r"list of arrays.*object 5 has shape \(4, 8\)"))(
+    lambda c: fit([*X[:5], X[5, :4], *X[6:]])
+)
 case("fsc-objects-of-different-shapes", raises(r"X holds objects of different shapes"))(
     lambda c: FSCAffinity()([X[0], X[1, :6, :6]])
 )
@@ -680,7 +683,7 @@ case(
         pd.DataFrame(np.eye(2), index=[1, "a"], columns=[1, "a"]), labels=MIXED
     )
 )
-case("class-matrix-nan", raises("NaN"))(
+case("class-matrix-nan", raises(r"X\[0\] contains NaN"))(
     lambda c: class_affinity_matrix(with_value(X, np.nan), Y, MeanDifference())
 )
 case("class-matrix-lengths", raises("different lengths"))(
@@ -1193,6 +1196,11 @@ CLI_CASES = {
         ["fit", at("good"), "-o", at("empty"), *TINY],
         "is a folder",
         (2,),
+    ),
+    "cli-fit-folder-with-a-nan-file": (
+        ["fit", at("nan"), "-o", out("m"), *TINY],
+        r"X\[0\] \(file '.*a_0\.mrc'\) contains NaN",
+        (1,),
     ),
     "cli-fit-negative-epochs": (["fit", at("good"), "--epochs", "-1"], "epochs", (2,)),
     "cli-fit-nan-beta": (["fit", at("good"), "--beta", "nan"], "beta|finite", (2,)),

@@ -268,6 +268,7 @@ def class_affinity_matrix(
         sample = _as_objects(
             np.asarray(X[picks]) if hasattr(X, "shape") else [X[i] for i in picks], "X"
         )
+        _check_finite_members(sample, picks, getattr(X, "paths", None))
         S = check_similarities(metric(sample), f"The metric's result ({_name(metric)})")
         onehot = np.zeros((len(labels), len(picks)))
         onehot[owner, np.arange(len(picks))] = 1.0
@@ -280,6 +281,16 @@ def class_affinity_matrix(
     values = np.clip(values, -1.0, 1.0)
     _warn_if_uninformative(values, from_members=templates is None)
     return pd.DataFrame(values, index=labels, columns=labels)
+
+
+def _check_finite_members(sample, rows, paths):
+    """Name the row of ``X`` (and its file, for an MRCStack) holding NaN/inf."""
+    finite = np.isfinite(sample.reshape(len(sample), -1)).all(axis=1)
+    if finite.all():
+        return
+    row = int(rows[np.argmin(finite)])
+    where = f" (file {paths[row]!r})" if paths is not None else ""
+    raise ValueError(f"X[{row}]{where} contains NaN or infinity.")
 
 
 def _name(metric):
