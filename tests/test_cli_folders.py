@@ -195,6 +195,19 @@ def test_resolution_needs_fsc_and_a_voxel_size_above_nyquist(shrec, tmp_path, ca
     assert "--metric fsc" in _err(capsys)
 
 
+def test_resolution_refuses_voxels_that_are_not_cubic(tmp_path, capsys):
+    data = _shrec(tmp_path / "d")
+    for path in data.iterdir():
+        with mrcfile.open(path, "r+") as mrc:
+            mrc.voxel_size = (5.0, 5.0, 7.5)  # x, y, z
+    argv = ["affinity", str(data), *REGEX, "-o", str(tmp_path / "a.csv"), "-q"]
+    assert main([*argv, "--resolution", "20"]) == 1
+    line = _err(capsys)
+    assert "5, 5, 7.5" in line and "not cubic" in line and "--voxel-size" in line
+    assert main(argv) == 0  # no resolution in Å: shells in voxel units
+    assert main([*argv, "--resolution", "20", "--voxel-size", "5"]) == 0
+
+
 # ---------------------------------------------------------------- .mrc outputs
 def test_evaluate_writes_class_centres_and_averages(shrec, tmp_path):
     _, data, model = shrec

@@ -334,6 +334,27 @@ def test_write_split_by_class_and_atomic_refusals(tmp_path, monkeypatch):
     assert not any(f.name.startswith((".tmp", "never")) for f in tmp_path.iterdir())
 
 
+def test_split_by_class_never_overwrites_a_class_whose_name_cleans_alike(tmp_path):
+    path = tmp_path / "in.star"
+    _relion4(path)
+    p = read_particles(path)
+    labels = ["a b", "a/b", "a b", "c"]
+    written = write_particles(
+        tmp_path / "out.star", p, predictions=labels, split_by_class=True
+    )
+    assert [os.path.basename(w) for w in written] == [
+        "out.star",
+        "out_a_b_1.star",
+        "out_a_b_2.star",
+        "out_c.star",
+    ]
+    names = [
+        starfile.read(w, always_dict=True)["particles"]["skavaeClassName"].tolist()
+        for w in written[1:]
+    ]
+    assert names == [["a b", "a b"], ["a/b"], ["c"]]
+
+
 def test_write_from_a_coordinate_table(tmp_path):
     csv = tmp_path / "c.csv"
     pd.DataFrame(

@@ -137,12 +137,25 @@ def make_metric(name, *, resolution=None, voxel_size=None):
     return FSCAffinity(resolution=resolution, voxel_size=voxel_size)
 
 
-def scalar_voxel_size(X):
-    """The voxel size (Å, along x) of a stack, or None when unknown (0 or none)."""
+def scalar_voxel_size(X, *, cubic=False):
+    """The voxel size (Å, along x) of a stack, or None when unknown (0 or none).
+
+    With ``cubic`` (a resolution in Å is asked for, whose FSC shells are
+    spheres only on a cubic grid) voxels of different sizes along x, y and z
+    are refused, rather than cut at the x size's resolution.
+    """
     size = getattr(X, "voxel_size", None)
     if size is None:
         return None
-    size = float(np.ravel(size)[0])
+    sizes = np.ravel(size).astype(float)
+    if cubic and sizes.size > 1 and np.ptp(sizes) > 1e-3 * abs(sizes[0]):
+        shown = ", ".join(f"{v:g}" for v in sizes)
+        raise CLIError(
+            f"the files' voxels are not cubic ({shown} Å along x, y, z), so FSC "
+            "shells in Å (--resolution) are not spheres on their grid; resample "
+            "the data to cubic voxels, or give --voxel-size to state one size."
+        )
+    size = float(sizes[0])
     return size if size > 0 else None
 
 
@@ -302,7 +315,9 @@ def folder_affinity(
     from skavae.affinity import check_affinity_matrix, class_affinity_matrix
 
     metric = make_metric(
-        metric_name, resolution=resolution, voxel_size=scalar_voxel_size(X)
+        metric_name,
+        resolution=resolution,
+        voxel_size=scalar_voxel_size(X, cubic=resolution is not None),
     )
     if not quiet:
         counts = np.unique(np.asarray(y), return_counts=True)[1]

@@ -124,7 +124,13 @@ def write_particles(
     columns : dict of str to array-like, default=None
         More columns to append (name -> one value per row).
     split_by_class : bool, default=False
-        Also write one file per predicted class, ``<stem>_<class>.star``.
+        Also write one file per predicted class, ``<stem>_<class>.star``,
+        the class name with every run of characters other than letters,
+        digits, ``.``, ``_`` and ``-`` replaced by ``_``. Classes whose names
+        become the same (``"a b"`` and ``"a/b"``) get their position among
+        the sorted class names appended (``<stem>_a_b_1.star``,
+        ``<stem>_a_b_2.star``), so no file overwrites another; the
+        ``skavaeClassName`` column of each file holds the name itself.
     overwrite : bool, default=False
         Replace existing files. The particle list the rows were read from is
         never overwritten.
@@ -222,8 +228,12 @@ def write_particles(
                 raise ValueError("split_by_class needs predictions (or class names).")
             labels = out["skavaeClassName"].astype(str).to_numpy()
         stem = path[:-5] if path.lower().endswith(".star") else path
-        for label in sorted(set(labels.tolist())):
-            targets.append((f"{stem}_{_safe_name(label)}.star", labels == label))
+        classes_ = sorted(set(labels.tolist()), key=str)
+        names = [_safe_name(label) for label in classes_]
+        for k, (label, name) in enumerate(zip(classes_, names)):
+            if names.count(name) > 1:  # "a b" and "a/b": both "a_b"
+                name = f"{name}_{k + 1}"
+            targets.append((f"{stem}_{name}.star", labels == label))
     if not overwrite:
         existing = [t for t, _ in targets if os.path.exists(t)]
         if existing:
