@@ -289,7 +289,7 @@ case("fit-bool-is-binary-image", ok(lambda m, c: finite_latents(m, X > 0.5)(m, c
 case("fit-1d", raises("Expected 2D array"))(lambda c: fit(X[:, 0, 0]))
 case("fit-0d", raises("Expected 2D array|scalar"))(lambda c: fit(np.float32(1.0)))
 case("fit-5d", raises("5 dimensions"))(lambda c: fit(RNG.rand(4, 2, 3, 4, 5)))
-case("fit-ragged-list", raises("inhomogeneous|sequence"))(
+case("fit-ragged-list", raises(r"object 1 has shape \(8, 9\)"))(
     lambda c: fit([np.zeros((8, 8)), np.zeros((8, 9))] * 3)
 )
 case("fit-X-y-lengths", raises("inconsistent numbers of samples"))(

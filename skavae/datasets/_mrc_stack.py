@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from numbers import Integral
 
 import numpy as np
+
+from skavae._indexing import sample_index
 
 __all__ = ["MRCStack"]
 
@@ -150,33 +151,10 @@ class MRCStack:
         return vol
 
     def __getitem__(self, key):
-        rest = ()
-        if isinstance(key, tuple):
-            key, rest = (key[0], key[1:]) if key else (slice(None), ())
-        n = len(self)
-        if isinstance(key, (Integral, np.integer)):
-            i = int(key)
-            if not -n <= i < n:
-                raise IndexError(f"index {i} is out of range for {n} files.")
-            vol = self._read(i % n)
+        idx, rest = sample_index(key, len(self), items="files", owner="an MRCStack")
+        if np.ndim(idx) == 0:
+            vol = self._read(idx)
             return vol[rest] if rest else vol
-        if isinstance(key, slice):
-            idx = np.arange(n)[key]
-        else:
-            idx = np.asarray(key)
-            if idx.size == 0:
-                idx = idx.astype(np.intp)
-            if idx.dtype == bool:
-                if idx.shape != (n,):
-                    raise IndexError(
-                        f"boolean index of shape {idx.shape} does not match {n} files."
-                    )
-                idx = np.flatnonzero(idx)
-            elif idx.dtype.kind not in "iu":
-                raise IndexError(f"cannot index an MRCStack with {key!r}.")
-            if idx.size and (idx.max() >= n or idx.min() < -n):
-                raise IndexError(f"index out of range for {n} files.")
-            idx = idx % n if idx.size else idx.astype(np.intp)
         out = np.empty((*idx.shape, *self._volume_shape), dtype=np.float32)
         for pos, i in np.ndenumerate(idx):
             out[pos] = self._read(int(i))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 
+from skavae._indexing import sample_index
 from skavae.io._particles import particle_labels
 from skavae.io._tomofiles import _CHUNK_VOXELS, _PAGE_BUDGET, _mapped, gather_boxes
 
@@ -103,34 +102,12 @@ class SubtomogramStack:
         return f"SubtomogramStack(shape={self.shape}, dtype=float32, tomograms={used})"
 
     def __getitem__(self, key):
-        rest = ()
-        if isinstance(key, tuple):
-            key, rest = (key[0], key[1:]) if key else (slice(None), ())
-        n = len(self)
-        if isinstance(key, (Integral, np.integer)):
-            i = int(key)
-            if not -n <= i < n:
-                raise IndexError(f"index {i} is out of range for {n} particles.")
-            out = self._cut(np.array([i % n]))[0]
+        idx, rest = sample_index(
+            key, len(self), items="particles", owner="a SubtomogramStack"
+        )
+        if np.ndim(idx) == 0:
+            out = self._cut(np.array([idx]))[0]
             return out[rest] if rest else out
-        if isinstance(key, slice):
-            idx = np.arange(n)[key]
-        else:
-            idx = np.asarray(key)
-            if idx.size == 0:
-                idx = idx.astype(np.intp)
-            if idx.dtype == bool:
-                if idx.shape != (n,):
-                    raise IndexError(
-                        f"boolean index of shape {idx.shape} does not match {n} "
-                        "particles."
-                    )
-                idx = np.flatnonzero(idx)
-            elif idx.dtype.kind not in "iu":
-                raise IndexError(f"cannot index a SubtomogramStack with {key!r}.")
-            if idx.size and (idx.max() >= n or idx.min() < -n):
-                raise IndexError(f"index out of range for {n} particles.")
-            idx = idx % n if idx.size else idx.astype(np.intp)
         flat = idx.reshape(-1)
         out = self._cut(flat).reshape(*idx.shape, *self.shape[1:])
         return out[(slice(None),) * idx.ndim + rest] if rest else out
