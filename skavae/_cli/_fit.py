@@ -201,8 +201,23 @@ def _train(vae, data, y, **fit_params):
     return vae.stopped_reason_
 
 
+def _join_group():
+    """The torchrun process group this command runs in (one process without)."""
+    from skavae.distributed import init_from_env
+
+    try:
+        return init_from_env()
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def run(args):
-    """Train an AffinityVAE on DATA_DIR; write the model and its sidecars."""
+    """Train an AffinityVAE on DATA_DIR; write the model and its sidecars.
+
+    Under ``torchrun --nproc-per-node N skavae fit ...`` every rank trains
+    its slice of each global batch (``--batch-size`` is the global batch) and
+    rank 0 alone writes the model and its sidecars, as in one process.
+    """
     from skavae import AffinityVAE
 
     start = time.perf_counter()
@@ -211,6 +226,9 @@ def run(args):
     for name in ("output", "affinity", "classes"):  # saved settings work anywhere
         if s[name] is not None:
             s[name] = os.path.abspath(s[name])
+    group = _join_group()
+    if group.world_size > 1 and s["device"] == "auto":
+        s["device"] = group.device  # cuda:<local rank> with nccl
     device = _check_device(s["device"])
     output = s["output"]
     from skavae._cli import _tomo
@@ -223,7 +241,7 @@ def run(args):
         )
     check_outside_data(output, "-o", args.data_dir)
     _check_output(output, args.overwrite)
-    quiet = args.quiet
+    quiet = args.quiet or group.rank > 0  # under torchrun rank 0 speaks
 
     fit_params, what = {}, "files"
     on_particles = _tomo.check_particle_options(args)
@@ -258,8 +276,10 @@ def run(args):
         matrix, affinity_source = None, "none (unlabelled: no affinity term)"
     else:
         matrix, affinity_source = None, "none (no affinity term)"
-    if X.size * 4 <= IN_MEMORY_BYTES:
+    if X.size * 4 <= IN_MEMORY_BYTES and group.world_size == 1:
         data = read_all(X, quiet=quiet)  # fast epochs: read every file once
+    elif group.world_size > 1:  # each rank reads only its slices of batches
+        data = X
     else:  # larger folders are streamed from the files, batch by batch
         data = X
         print(
@@ -269,13 +289,15 @@ def run(args):
         )
     shape = "x".join(str(v) for v in data.shape[1:])
     n_classes = f"{len(classes)} classes" if y is not None else "no labels"
-    print(
-        f"Training AffinityVAE on {len(data)} {what} ({shape}, {n_classes}"
-        f") from {source} for {s['epochs']} epochs on {device}; "
-        f"affinity: {affinity_source}"
-        + ("; wedge-aware loss (tilt ranges of the particles)." if fit_params else "."),
-        file=sys.stderr,
-    )
+    ranks = f" x {group.world_size} ranks" if group.world_size > 1 else ""
+    if group.is_main:
+        print(
+            f"Training AffinityVAE on {len(data)} {what} ({shape}, {n_classes}"
+            f") from {source} for {s['epochs']} epochs on {device}{ranks}; "
+            f"affinity: {affinity_source}"
+            + ("; wedge-aware loss (per-particle tilt ranges)." if fit_params else "."),
+            file=sys.stderr,
+        )
     vae = AffinityVAE(
         latent_dims=s["latent_dims"],
         pose_dims=s["pose_dims"],
@@ -303,7 +325,12 @@ def run(args):
         random_state=s["seed"],
         verbose=0 if quiet else 1,
     )
-    stopped, code = _STOPPED.get(_train(vae, data, y, **fit_params), (None, 0))
+    try:
+        stopped, code = _STOPPED.get(_train(vae, data, y, **fit_params), (None, 0))
+    finally:
+        group.close()
+    if group.rank > 0:  # rank 0 writes the model and its sidecars
+        return code
     interrupted = stopped is not None
     epochs = int(vae.n_iter_)
     if interrupted and epochs == 0:
@@ -323,6 +350,7 @@ def run(args):
         "epochs_trained": epochs,
         "interrupted": interrupted,
         "device": device,
+        "ranks": group.world_size,
         "seconds": round(seconds, 2),
         "skavae_version": skavae.__version__,
         "final_loss": float(vae.history_["loss"].iloc[-1]),

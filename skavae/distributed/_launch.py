@@ -46,6 +46,11 @@ class ProcessGroup:
         """True on rank 0, the rank that writes checkpoints, models and files."""
         return self.rank == 0
 
+    def close(self):
+        """Leave the process group :func:`init_from_env` joined (if any)."""
+        if self.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
 
 def _int_variable(name, value):
     try:
