@@ -63,3 +63,26 @@ def test_bad_input(latents):
         plot_latent_map(None, Z, y, method="pca")
     with pytest.raises(ValueError, match="y has 3 labels"):
         plot_latent_map(None, Z, y[:3], method="pca", thumbnails=False)
+
+
+def test_star_rows_number_classes_in_the_model_order(latents):
+    """rlnClassNumber of the lasso's .star export: the model's classes_ order
+    (as skavae evaluate writes it), then the other predictions ("unknown")."""
+    import pandas as pd
+
+    from skavae._plotting._map_export import export_data
+
+    Z, y, _ = latents
+    particles = pd.DataFrame(
+        {"tomo_name": ["t1"] * 24, "x": 1.0 * np.arange(24), "y": 2.0, "z": 3.0}
+    )
+    pred = np.where(np.arange(24) % 6 == 0, "unknown", y)
+    meta = export_data(
+        np.zeros((24, 2)), Z, y, pred, None, particles, [], [], [], ["b", "a"]
+    )
+    columns = [line.split()[0] for line in meta["star_head"].splitlines()
+               if line.startswith("_rln") or line.startswith("_skavae")]  # fmt: skip
+    number = columns.index("_rlnClassNumber")
+    got = [int(row.split()[number]) for row in meta["star_rows"]]
+    expected = [{"b": 1, "a": 2, "unknown": 3}[p] for p in pred]
+    assert got == expected

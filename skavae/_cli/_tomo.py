@@ -133,14 +133,14 @@ def write_star_results(
 ):
     """Write the particle rows with the KNN results (``evaluate --particles``)."""
     from skavae.io import write_particles
+    from skavae.io._writer import class_order
 
     hard = res["hard"]
     y_ref = np.asarray(y_ref).astype(str)
     Z = mu.astype(np.float64)
     proba = soft_probability(Z_ref, y_ref, Z, ref_row, hard, args.soft_neighbors)
     unknown = unknown_flags(Z_ref, Z, ref_row, args.unknown_quantile)
-    classes = [str(c) for c in getattr(model, "classes_", [])]
-    classes += sorted(set(y_ref.tolist()) - set(classes))
+    classes = class_order(getattr(model, "classes_", None), [*y_ref, *hard])
     try:
         return write_particles(
             star_path,

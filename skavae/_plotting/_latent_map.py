@@ -433,7 +433,16 @@ def plot_latent_map(
     )
     fig.layout.meta = {
         "skavae": export_data(
-            E, Z, y, predictions, unknown, particles, shown, thumbs, decodes
+            E,
+            Z,
+            y,
+            predictions,
+            unknown,
+            particles,
+            shown,
+            thumbs,
+            decodes,
+            getattr(model, "classes_", None),
         )
     }
     return fig

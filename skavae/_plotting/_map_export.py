@@ -36,7 +36,7 @@ def _star_lines(frame):
     return "\n".join(header) + "\n", rows
 
 
-def _particle_star_lines(particles, predictions, unknown, Z):
+def _particle_star_lines(particles, predictions, unknown, Z, classes=None):
     """STAR text of the particle rows split into (prefix, rows, suffix).
 
     Written with :func:`skavae.io.write_particles` (the input rows with their
@@ -44,6 +44,7 @@ def _particle_star_lines(particles, predictions, unknown, Z):
     rows so that the browser can keep the selected ones.
     """
     from skavae.io import write_particles
+    from skavae.io._writer import class_order
 
     folder = tempfile.mkdtemp(prefix="skavae-map-")
     path = os.path.join(folder, "rows.star")
@@ -52,6 +53,7 @@ def _particle_star_lines(particles, predictions, unknown, Z):
             path,
             particles,
             predictions=predictions,
+            classes=None if predictions is None else class_order(classes, predictions),
             unknown=unknown,
             latents=Z,
         )
@@ -82,8 +84,14 @@ def _particle_star_lines(particles, predictions, unknown, Z):
     return "\n".join(lines[:k]) + "\n", rows, "\n".join(lines[k + n :])
 
 
-def export_data(E, Z, y, predictions, unknown, particles, shown, thumbs, decodes):
-    """Pictures and the CSV / STAR rows of every sample, for the page's JS."""
+def export_data(
+    E, Z, y, predictions, unknown, particles, shown, thumbs, decodes, classes=None
+):
+    """Pictures and the CSV / STAR rows of every sample, for the page's JS.
+
+    ``classes`` (the model's ``classes_``) number the predicted classes in
+    the STAR rows as ``skavae evaluate`` does.
+    """
     n = len(Z)
     table = pd.DataFrame({"index": np.arange(n), "map_x": E[:, 0], "map_y": E[:, 1]})
     for name, values in (("label", y), ("prediction", predictions)):
@@ -104,6 +112,7 @@ def export_data(E, Z, y, predictions, unknown, particles, shown, thumbs, decodes
             None if predictions is None else np.asarray(predictions).astype(str),
             unknown,
             Z,
+            classes,
         )
     else:
         star = table.drop(columns=["map_x", "map_y"]).rename(

@@ -253,6 +253,16 @@ def write_particles(
     return written
 
 
+def class_order(known, labels):
+    """``rlnClassNumber`` order: the ``known`` classes (a model's
+    ``classes_``, its training order), then the other ``labels`` (e.g.
+    ``"unknown"``) sorted; every writer of a model's predictions uses it, so
+    one class has one number in every file of a run.
+    """
+    order = [str(c) for c in (known if known is not None else [])]
+    return order + sorted({str(v) for v in labels} - set(order))
+
+
 def _blocks(frame, star):
     if not star:
         return {"particles": frame}
