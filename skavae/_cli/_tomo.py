@@ -128,6 +128,26 @@ def soft_probability(Z_ref, y_ref, Z, ref_row, predicted, k):
     return (y_ref[keep] == np.asarray(predicted)[:, None]).mean(axis=1)
 
 
+def pose_rotations(model, pose):
+    """Reference-to-particle rotations on ``(x, y, z)`` of a 3D splat model's
+    explicit pose (axis-angle in array-axis order ``(z, y, x)``), else None.
+
+    The conv decoder's pose is a free code, not a rotation: nothing to write.
+    """
+    pose = np.asarray(pose)
+    shape = getattr(model, "input_shape_", ())
+    if getattr(model, "decoder", "conv") != "splat" or len(shape) != 3:
+        return None
+    if pose.ndim != 2 or pose.shape[1] < 3:
+        return None
+    import torch
+
+    from skavae._splat import rotation_matrices
+
+    R = rotation_matrices(torch.as_tensor(pose, dtype=torch.float64), 3).numpy()
+    return np.ascontiguousarray(R[:, ::-1, ::-1])  # P R P, P: (z, y, x) <-> (x, y, z)
+
+
 def write_star_results(
     args, stack, model, res, mu, pose, ref_row, Z_ref, y_ref, star_path
 ):
@@ -151,6 +171,7 @@ def write_star_results(
             unknown=unknown,
             latents=mu,
             poses=pose if pose.shape[1] else None,
+            rotations=pose_rotations(model, pose),
             split_by_class=args.split_by_class,
             overwrite=True,
         )

@@ -24,6 +24,8 @@ narot], degrees=True)`` is the rotation of RELION's ``(rot, tilt, psi)``
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -83,7 +85,11 @@ def matrix_to_euler(R):
     [30.0, 60.0, -45.0]
     """
     R = np.swapaxes(np.asarray(R, dtype=np.float64), -1, -2)
-    return Rotation.from_matrix(R).as_euler("ZYZ", degrees=True)
+    with warnings.catch_warnings():
+        # tilt 0 or 180 (e.g. the identity): rot + psi is all that is defined;
+        # scipy then puts psi = 0, which is a valid answer, not a problem
+        warnings.filterwarnings("ignore", "Gimbal lock", UserWarning)
+        return Rotation.from_matrix(R).as_euler("ZYZ", degrees=True)
 
 
 def dynamo_to_relion(angles):

@@ -10,6 +10,7 @@ import pandas as pd
 
 from skavae._files import atomic_path
 from skavae.io._columns import _KEPT_INPUT, _STAR_ANGLES, NORMALISED
+from skavae.io._euler import matrix_to_euler
 
 __all__ = ["write_particles"]
 
@@ -77,6 +78,7 @@ def write_particles(
     unknown=None,
     latents=None,
     poses=None,
+    rotations=None,
     columns=None,
     split_by_class=False,
     overwrite=False,
@@ -101,6 +103,10 @@ def write_particles(
         ``rlnClassNumber`` is still the nearest seen class.
     ``skavaeLatent01``, ``skavaeLatent02``, ... and ``skavaePose01``, ...
         Latent means and pose channels.
+    ``rlnAngleRot``, ``rlnAngleTilt``, ``rlnAnglePsi``
+        With ``rotations``: RELION's ZYZ Euler angles of each rotation
+        (:func:`matrix_to_euler`), so that averaging can start from them;
+        input angles are kept as ``skavaeInputAngleRot``, ... .
 
     Files are written atomically (a temporary file renamed into place); RELION
     and :func:`starfile.read` read them.
@@ -121,6 +127,10 @@ def write_particles(
     unknown : array-like of bool, shape (n,), default=None
     latents : array-like of shape (n, d), default=None
     poses : array-like of shape (n, p), default=None
+    rotations : array-like of shape (n, 3, 3), default=None
+        Rotations on ``(x, y, z)`` vectors that turn the reference (a class's
+        canonical frame) into each particle (:func:`euler_to_matrix`'s
+        convention), e.g. the explicit pose of the splat decoder.
     columns : dict of str to array-like, default=None
         More columns to append (name -> one value per row).
     split_by_class : bool, default=False
@@ -219,6 +229,20 @@ def write_particles(
         arr = np.asarray(_per_row(values, n, prefix), dtype=np.float64).reshape(n, -1)
         for d in range(arr.shape[1]):
             out[f"{prefix}{d + 1:02d}"] = arr[:, d]
+    if rotations is not None:
+        R = np.asarray(rotations, dtype=np.float64)
+        if R.shape != (n, 3, 3) or not np.isfinite(R).all():
+            raise ValueError(
+                f"rotations must be {n} finite 3 x 3 matrices (one per particle); "
+                f"got an array of shape {R.shape}."
+            )
+        angles = matrix_to_euler(R).reshape(n, 3)
+        for k, column in enumerate(_STAR_ANGLES):
+            if column in out.columns:
+                kept = "skavaeInput" + column[3:]
+                if kept not in out.columns:
+                    out[kept] = out[column].to_numpy()
+            out[column] = angles[:, k]
     for name, values in (columns or {}).items():
         out[str(name)] = _per_row(values, n, str(name))
     targets = [(path, np.ones(n, dtype=bool))]
