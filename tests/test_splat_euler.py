@@ -30,8 +30,9 @@ def test_written_angles_rotate_the_decoded_object_into_its_pose(tmp_path):
     pose = np.array([[0.0, 0.0, 0.0], [0.9, -0.6, 1.2], [-1.5, 0.4, 0.3]])
     z = np.zeros((3, 2))
     decoded = model.inverse_transform(z, pose=pose)
-    particles = pd.DataFrame({"tomo_name": ["t"] * 3, "x": [1.0, 2, 3], "y": 4.0,
-                              "z": 5.0, "rot": 7.0, "tilt": 8.0, "psi": 9.0})  # fmt: skip
+    particles = pd.DataFrame(
+        {"tomo_name": ["t"] * 3, "x": [1.0, 2, 3], "y": 4.0, "z": 5.0}
+    ).assign(rot=7.0, tilt=8.0, psi=9.0)
     path = write_particles(
         tmp_path / "p.star", particles, rotations=pose_rotations(model, pose)
     )[0]
