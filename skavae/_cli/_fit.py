@@ -276,12 +276,12 @@ def run(args):
         matrix, affinity_source = None, "none (unlabelled: no affinity term)"
     else:
         matrix, affinity_source = None, "none (no affinity term)"
-    if X.size * 4 <= IN_MEMORY_BYTES and group.world_size == 1:
-        data = read_all(X, quiet=quiet)  # fast epochs: read every file once
-    elif group.world_size > 1:  # each rank reads only its slices of batches
-        data = X
-    else:  # larger folders are streamed from the files, batch by batch
-        data = X
+    # streamed from the files batch by batch: folders larger than
+    # IN_MEMORY_BYTES, and under torchrun (each rank reads only its slices);
+    # else every file is read once, for fast epochs
+    streamed = group.world_size > 1 or X.size * 4 > IN_MEMORY_BYTES
+    data = X if streamed else read_all(X, quiet=quiet)
+    if streamed and group.world_size == 1:
         print(
             f"{source}: {X.size * 4 / 2**30:.1f} GiB of data, streamed from "
             "the files each epoch.",

@@ -134,17 +134,15 @@ def pose_rotations(model, pose):
 
     The conv decoder's pose is a free code, not a rotation: nothing to write.
     """
-    pose = np.asarray(pose)
     shape = getattr(model, "input_shape_", ())
     if getattr(model, "decoder", "conv") != "splat" or len(shape) != 3:
-        return None
-    if pose.ndim != 2 or pose.shape[1] < 3:
-        return None
+        return None  # a 3D splat model's pose has 3 or 6 values (splat_pose_dims)
     import torch
 
     from skavae._splat import rotation_matrices
 
-    R = rotation_matrices(torch.as_tensor(pose, dtype=torch.float64), 3).numpy()
+    pose = torch.as_tensor(np.asarray(pose), dtype=torch.float64)
+    R = rotation_matrices(pose, 3).numpy()
     return np.ascontiguousarray(R[:, ::-1, ::-1])  # P R P, P: (z, y, x) <-> (x, y, z)
 
 

@@ -212,8 +212,7 @@ def write_particles(
             raise ValueError(f"prediction {missing[0]!r} is not one of classes.")
         for column, kept in _KEPT_INPUT.items():
             if column in out.columns:
-                if kept not in out.columns:
-                    out[kept] = out[column].to_numpy()
+                _keep_input(out, column, kept)
                 out = out.drop(columns=column)
         out["rlnClassNumber"] = np.array([number[v] for v in labels], dtype=np.int64)
         out["skavaeClassName"] = labels
@@ -239,9 +238,7 @@ def write_particles(
         angles = matrix_to_euler(R).reshape(n, 3)
         for k, column in enumerate(_STAR_ANGLES):
             if column in out.columns:
-                kept = "skavaeInput" + column[3:]
-                if kept not in out.columns:
-                    out[kept] = out[column].to_numpy()
+                _keep_input(out, column, "skavaeInput" + column[3:])
             out[column] = angles[:, k]
     for name, values in (columns or {}).items():
         out[str(name)] = _per_row(values, n, str(name))
@@ -275,6 +272,13 @@ def write_particles(
             starfile.write(blocks, tmp)
         written.append(target)
     return written
+
+
+def _keep_input(out, column, kept):
+    """Copy the input's ``column`` to ``kept`` before a result replaces it
+    (a ``kept`` column already in the input wins)."""
+    if kept not in out.columns:
+        out[kept] = out[column].to_numpy()
 
 
 def class_order(known, labels):
