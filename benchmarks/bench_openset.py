@@ -31,7 +31,14 @@ Data sets:
   I L O S T branch, unseen EL;
 - ``proteins``: 32³ maps of 5 Å voxels simulated from the shipped structures
   with uniform SO(3) rotations, noise-free, seen = ten of ``PROTEIN_IDS``,
-  unseen = ``4ake`` (the open form of the seen ``1ake``) and ``2xcj``.
+  unseen = ``4ake`` (the open form of the seen ``1ake``) and ``2xcj``;
+- ``realistic``: the target row of ``bench_realistic.py`` (SNR 0.1, ±60° wedge,
+  CTF, uniform SO(3) poses, shifts; seen = the twelve ``PROTEIN_IDS``, 2400
+  training maps; unseen = ``1fdo`` and ``3rer``, its unseen pair) with its
+  recipe: the 15 Å band-pass, ``AffinityVAE(**ROBUST)`` and the rotation-averaged
+  latents (``rotation_averaged_transform``). The calibration, test and unseen
+  maps are cut from *one* fresh stack of all fourteen structures, so that seen
+  and unseen maps share one noise level.
 
 Each (data set, seed) trains one model (about 2 minutes on one core). With
 ``--cache DIR`` the latents are stored there and reused, so the runs can be
@@ -45,6 +52,8 @@ split::
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -61,7 +70,11 @@ from skavae.evaluation import (
     ClusterMeanClassifier,
     ConformalOpenSetClassifier,
     discover_clusters,
+    rotation_averaged_transform,
 )
+from skavae.preprocessing import BandPassFilter
+
+sys.path.insert(0, os.path.dirname(__file__))
 
 SCORES = ("gaussian", "gaussian_shared", "knn", "knn_ratio", "sigma")
 PROTEINS_UNSEEN = ["4ake", "2xcj"]
@@ -87,6 +100,47 @@ def generate(dataset, n, seed, which, return_info=False):
     )
 
 
+def realistic_latents(seed, args):
+    """The bench_realistic.py recipe on seen maps; eval sets from one stack."""
+    import bench_realistic as br
+
+    base = 1000 * seed
+    X, y, _, _ = br.data(0.1, True, True, base, args.n_train, br.PROTEIN_IDS)
+    _, _, _, templates = br.data(None, False, False, 0, 12, br.PROTEIN_IDS)
+    A = class_affinity_matrix(
+        metric=FSCAffinity(voxel_size=br.VOXEL, resolution=br.MATRIX_RESOLUTION),
+        templates=templates,
+    )
+    # one fresh stack of the 12 seen and 2 unseen structures: one noise level
+    everything = list(br.PROTEIN_IDS) + list(br.UNSEEN)
+    n_eval = int(np.ceil((args.n_cal + args.n_test) * len(everything) / 12))
+    Xe, ye, _, _ = br.data(0.1, True, True, base + 1, n_eval, everything)
+    new = np.isin(ye, br.UNSEEN)
+    seen_rows, new_rows = np.flatnonzero(~new), np.flatnonzero(new)
+    cal, test = seen_rows[: args.n_cal], seen_rows[args.n_cal :][: args.n_test]
+    new_rows = new_rows[: args.n_unseen]
+    bp = BandPassFilter(voxel_size=br.VOXEL, lowpass=br.LOWPASS, normalize=False)
+    bp.fit(X)
+    model = AffinityVAE(
+        affinity=A, missing_wedge=(-60, 60), random_state=seed, **br.ROBUST
+    )
+    start = time.perf_counter()
+    model.fit(bp.transform(X), y)
+    seconds = time.perf_counter() - start
+    B = bp.transform(Xe)
+    return {
+        "Z_train": rotation_averaged_transform(model, bp.transform(X)),
+        "y_train": y,
+        "Z_cal": rotation_averaged_transform(model, B[cal]),
+        "y_cal": ye[cal],
+        "Z_test": rotation_averaged_transform(model, B[test]),
+        "y_test": ye[test],
+        "Z_unseen": rotation_averaged_transform(model, B[new_rows]),
+        "y_unseen": ye[new_rows],
+        "fit_seconds": np.array(seconds),
+    }
+
+
 def latents(dataset, seed, args):
     """Train one model and encode the four sets; cached in ``args.cache``."""
     path = None
@@ -94,6 +148,13 @@ def latents(dataset, seed, args):
         path = args.cache / f"{dataset}_seed{seed}.npz"
         if path.exists():
             return dict(np.load(path, allow_pickle=False))
+    if dataset == "realistic":
+        out = realistic_latents(seed, args)
+        print(f"{dataset} seed {seed}: fitted in {float(out['fit_seconds']):.0f} s")
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, **out)
+        return out
     base = 1000 * seed
     X, y, _, templates = generate(dataset, args.n_train, base, "seen", True)
     X_cal, y_cal = generate(dataset, args.n_cal, base + 1, "seen")
@@ -236,26 +297,33 @@ def main(argv=None):
         "--datasets",
         nargs="+",
         default=["tetraminos", "proteins"],
-        choices=["tetraminos", "proteins"],
+        choices=["tetraminos", "proteins", "realistic"],
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--alpha", type=float, default=0.05)
-    parser.add_argument("--n-train", type=int, default=1500)
+    parser.add_argument(
+        "--n-train", type=int, default=None, help="1500 (realistic: 2400)"
+    )
     parser.add_argument("--n-cal", type=int, default=600)
     parser.add_argument("--n-test", type=int, default=1200)
     parser.add_argument("--n-unseen", type=int, default=300)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument(
+        "--epochs", type=int, default=15, help="realistic: the recipe's 45"
+    )
     parser.add_argument("--latent-dims", type=int, default=8)
     parser.add_argument("--min-cluster-size", type=int, default=15)
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    n_train = args.n_train
     pd.set_option("display.width", 160)
     pd.set_option("display.precision", 3)
 
     tables, clusters, fits = [], [], []
     for dataset in args.datasets:
+        default_n = 2400 if dataset == "realistic" else 1500
+        args.n_train = default_n if n_train is None else n_train
         for seed in args.seeds:
             d = latents(dataset, seed, args)
             fits.append((dataset, seed, float(d["fit_seconds"])))
