@@ -63,6 +63,21 @@ def save_figure(path, fig):
         plt.close(fig)
 
 
+def write_templates(out, templates, voxel_size, *, overwrite=False):
+    """Write the class templates as ``out/templates/<label>.mrc``; their labels."""
+    from skavae.datasets import save_mrc_folder
+
+    labels = list(templates)
+    save_mrc_folder(
+        np.stack([templates[k] for k in labels]),
+        labels,
+        os.path.join(out, "templates"),
+        voxel_size=voxel_size,
+        overwrite=overwrite,
+    )
+    return labels
+
+
 def make_dir(path, option="--out"):
     """Create the output folder ``path`` (and parents); a clear error if impossible."""
     if os.path.exists(path) and not os.path.isdir(path):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
-
 from skavae._cli._args import (
     positive_float,
     positive_int,
@@ -18,6 +16,7 @@ from skavae._cli._common import (
     UsageError,
     make_metric,
     write_table,
+    write_templates,
 )
 from skavae._cli._folders import output_folder
 
@@ -208,13 +207,7 @@ def _write(args, out, X, y, info, templates):
         voxel = 2.5  # make_proteins' default grid spacing
     try:
         paths = save_mrc_folder(X, y, out, voxel_size=voxel)
-        labels = list(templates)
-        save_mrc_folder(
-            np.stack([templates[k] for k in labels]),
-            labels,
-            os.path.join(out, "templates"),
-            voxel_size=voxel,
-        )
+        labels = write_templates(out, templates, voxel)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     info = info.drop(columns=["label"], errors="ignore")

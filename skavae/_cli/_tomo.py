@@ -9,7 +9,13 @@ import warnings
 
 import numpy as np
 
-from skavae._cli._common import CLIError, UsageError, make_dir, progress
+from skavae._cli._common import (
+    CLIError,
+    UsageError,
+    make_dir,
+    progress,
+    write_templates,
+)
 
 
 # ------------------------------------------------------------------- helpers
@@ -183,7 +189,7 @@ def simulate_tomogram(args):
     from skavae._cli._simulate import _classes
     from skavae._files import atomic_path
     from skavae.affinity import FSCAffinity, class_affinity_matrix, write_affinity_csv
-    from skavae.datasets import CTF, make_tomogram, save_mrc_folder
+    from skavae.datasets import CTF, make_tomogram
     from skavae.io import write_particles
     from skavae.io._extract import write_mrc
 
@@ -247,14 +253,7 @@ def simulate_tomogram(args):
     everything = pd.concat(frames, ignore_index=True)
     everything.attrs = {}
     write_particles(os.path.join(out, "particles.star"), everything, overwrite=True)
-    labels = list(templates)
-    save_mrc_folder(
-        np.stack([templates[k] for k in labels]),
-        labels,
-        os.path.join(out, "templates"),
-        voxel_size=voxel,
-        overwrite=True,
-    )
+    labels = write_templates(out, templates, voxel, overwrite=True)
     matrix = class_affinity_matrix(
         metric=FSCAffinity(voxel_size=voxel), templates=templates
     )
