@@ -127,6 +127,51 @@ def test_extract_to_a_folder(tomos, tmp_path):
     )
 
 
+def _extract(out, star, dest, *extra):
+    return main(
+        ["extract", str(out / "tomo_000.mrc"), str(star), "--box", "8",
+         "-o", str(dest), "-q", *extra]
+    )  # fmt: skip
+
+
+def test_extract_refuses_a_full_folder_and_overwrite_leaves_no_stale_file(
+    tomos, tmp_path, capsys
+):
+    _, out = tomos
+    dest = tmp_path / "ex"
+    assert _extract(out, out / "tomo_000.star", dest) == 0
+    first = sorted(p.name for p in dest.iterdir())
+    assert len(first) == 31 and "particles.star" in first
+    before = (dest / "particles.star").read_bytes()
+    capsys.readouterr()
+    assert _extract(out, out / "tomo_000.star", dest) == 1  # no --overwrite
+    assert "already exists and is not empty; pass --overwrite" in _error(capsys)
+    assert (dest / "particles.star").read_bytes() == before
+    assert sorted(p.name for p in dest.iterdir()) == first
+    # --overwrite with 5 of the rows: only their files remain
+    few = tmp_path / "few.star"
+    _write_star(few, starfile.read(out / "tomo_000.star").iloc[:5])
+    assert _extract(out, few, dest, "--overwrite") == 0
+    names = sorted(p.name for p in dest.iterdir())
+    written = starfile.read(dest / "particles.star")
+    assert len(written) == 5
+    assert names == sorted([*written["skavaeSubtomogram"], "particles.star"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # a folder holding other files is never replaced
+    (dest / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert _extract(out, few, dest, "--overwrite") == 1
+    assert "holds 'notes.txt', which this command does not write" in _error(capsys)
+    assert (dest / "notes.txt").read_text() == "mine"
+    # nor one holding an input (--overwrite would delete it)
+    (dest / "notes.txt").unlink()
+    inside = dest / "list.star"
+    inside.write_bytes(few.read_bytes())
+    capsys.readouterr()
+    assert _extract(out, inside, dest, "--overwrite") == 2
+    assert "PARTICLES" in _error(capsys) and inside.exists()
+
+
 def test_fit_and_evaluate_particles_end_to_end(tomos, model, tmp_path, capsys):
     """Fit on one tomogram, classify the other, score against ground truth."""
     _, out = tomos
