@@ -362,6 +362,31 @@ def test_bad_particle_lists_exit_1(
     assert not dest.exists() or not any(dest.iterdir())  # nothing written
 
 
+@pytest.mark.filterwarnings("ignore:Data array contains NaN")
+@pytest.mark.parametrize("command", ["extract", "fit"])
+def test_nan_voxels_exit_1_naming_the_tomogram_and_row(tmp_path, capsys, command):
+    data = np.zeros((16, 16, 16), np.float32)
+    data[8, 8, 8] = np.nan
+    tomo = tmp_path / "TS_01.mrc"
+    with mrcfile.new(tomo) as mrc:
+        mrc.set_data(data)
+    picks = tmp_path / "picks.csv"
+    picked = {"x": [4.0, 8.0, 4.0, 11.0], "y": [4.0, 8.0, 11.0, 4.0],
+              "z": [4.0, 8.0, 4.0, 4.0], "class": ["a", "b", "a", "b"]}  # fmt: skip
+    pd.DataFrame(picked).to_csv(picks, index=False)
+    dest = tmp_path / "out"
+    if command == "extract":
+        argv = ["extract", str(tomo), str(picks), "--box", "8", "-o", str(dest)]
+    else:
+        argv = ["fit", "--particles", str(picks), "--tomograms", str(tomo),
+                "--box", "8", "-o", str(dest / "m.skavae"), *FIT]  # fmt: skip
+    capsys.readouterr()
+    assert main([*argv, "-q"] if command == "extract" else argv) == 1
+    line = _error(capsys)
+    assert "TS_01.mrc: the box of particle row 2 holds 1 NaN or infinite" in line
+    assert not dest.exists() or not any(dest.iterdir())
+
+
 def test_box_larger_than_the_tomogram(tomos, tmp_path, capsys):
     _, out = tomos
     code = main(

@@ -208,6 +208,27 @@ def test_pad_mean_is_streamed_when_the_header_has_none(tmp_path):
     assert float(stack[0, 0, 0, 0]) == pytest.approx(float(data.mean()))
 
 
+@pytest.mark.filterwarnings("ignore:Data array contains NaN")
+def test_non_finite_voxels_name_the_tomogram_and_row_when_read(tmp_path):
+    data = np.zeros((16, 16, 16), np.float32)
+    data[12, 12, 12] = np.nan
+    data[3, 3, 3] = np.inf
+    path = tmp_path / "TS_01.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+    p = pd.DataFrame({"tomo_name": [None] * 3, "x": [4.0, 8.0, 12.0],
+                      "y": [4.0, 8.0, 12.0], "z": [4.0, 8.0, 12.0]})  # fmt: skip
+    stack = extract_subtomograms(path, p, box=4)  # lazy: nothing read yet
+    assert float(np.abs(stack[1]).sum()) == 0.0  # a clean box reads
+    with pytest.raises(ValueError, match=r"TS_01\.mrc: the box of particle row 1 "
+                       r"holds 1 NaN or infinite voxels; 2 of 3 boxes"):  # fmt: skip
+        stack[:]
+    with pytest.raises(ValueError, match=r"TS_01\.mrc: .* row 3 holds 1 NaN"):
+        stack[[1, 2]]
+    with pytest.raises(ValueError, match=r"TS_01\.mrc: .* row 1 holds"):
+        list(stack)  # the batches a fit streams
+
+
 def test_fit_streams_from_the_stack_with_tilt_ranges(two_tomograms):
     from skavae import AffinityVAE
 

@@ -162,7 +162,9 @@ def extract_subtomograms(
     ValueError
         For a tomogram name without file, a particle centred outside its
         tomogram, a box larger than a tomogram, an unreadable tomogram or a
-        bad option; the message names the file, row or option.
+        bad option; the message names the file, row or option. Indexing the
+        stack raises a ValueError naming the tomogram and the particle row
+        when a box read holds NaN or infinity (nothing is read before).
 
     See Also
     --------

@@ -23,7 +23,9 @@ class SubtomogramStack:
     Indexing the first axis (an int, slice, list or array of ints, or a
     boolean mask) cuts those particles, tomogram by tomogram, from memory maps
     that are released after each chunk, and returns a float32
-    :class:`numpy.ndarray`; further indices apply to each box. It pickles
+    :class:`numpy.ndarray`; further indices apply to each box. A box holding
+    NaN or infinity raises a ValueError naming its tomogram and particle row
+    when it is read (so a fit streaming batches names them). It pickles
     (paths and coordinates only), so worker processes can read it. Build it
     with :func:`extract_subtomograms`.
 
@@ -149,6 +151,31 @@ class SubtomogramStack:
         return particle_labels(self.particles, column)
 
     # ----------------------------------------------------------------- cutting
+    def _check_finite(self, boxes, info, rows):
+        """ValueError naming the tomogram and particle row of a box with NaN/inf.
+
+        ``boxes`` are the boxes just cut from ``info``'s tomogram for the
+        particles ``rows`` (positions in :attr:`particles`).
+        """
+        finite = np.isfinite(boxes).reshape(len(boxes), -1)
+        bad = ~finite.all(axis=1)
+        if not bad.any():
+            return
+        i = int(np.argmax(bad))
+        count = int(finite.shape[1] - finite[i].sum())
+        fill = info["mean"]
+        why = (
+            f" (its mean, {fill}, pads the boxes crossing its edge)"
+            if fill is not None and not np.isfinite(fill)
+            else ""
+        )
+        raise ValueError(
+            f"{info['path']}: the box of particle row "
+            f"{_row_label(self.particles, int(rows[i]))} holds {count} NaN or "
+            f"infinite voxels{why}; {int(bad.sum())} of {len(boxes)} boxes read "
+            "do. Fix or mask the tomogram (e.g. replace them by its mean)."
+        )
+
     def _cut(self, idx):
         """Boxes of the particles ``idx`` (1-D), tomogram by tomogram."""
         b = self.box
@@ -163,9 +190,11 @@ class SubtomogramStack:
             for start in range(0, len(where), step):
                 part = where[start : start + step]
                 with _mapped(info) as data:
-                    out[part] = gather_boxes(
+                    boxes = gather_boxes(
                         data, self._corners[idx[part]], b, info["mean"]
                     )
+                self._check_finite(boxes, info, idx[part])
+                out[part] = boxes
         if self.normalize:
             flat = out.reshape(len(out), -1)
             mean = flat.mean(axis=1, dtype=np.float64, keepdims=True)
