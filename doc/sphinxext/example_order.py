@@ -14,6 +14,7 @@ ORDER = [
     "plot_mrc_folders.py",
     "plot_realistic_subtomograms.py",
     "plot_discovery.py",
+    "plot_tomogram_round_trip.py",
     # UMAP last: see the comment in conf.py.
     "plot_alphanumeric_latent_map.py",
 ]
