@@ -172,6 +172,70 @@ def test_extract_refuses_a_full_folder_and_overwrite_leaves_no_stale_file(
     assert "PARTICLES" in _error(capsys) and inside.exists()
 
 
+@pytest.fixture(scope="module")
+def relion_list(tomos):
+    """tomo_000.star as RELION writes it: no skavaeTiltMin/Max columns."""
+    root, out = tomos
+    path = root / "relion.star"
+    truth = starfile.read(out / "tomo_000.star")
+    _write_star(path, truth.drop(columns=["skavaeTiltMin", "skavaeTiltMax"]))
+    return path
+
+
+@pytest.mark.parametrize("command", ["extract", "fit", "evaluate"])
+def test_tilt_range_reaches_the_stack(
+    tomos, model, relion_list, tmp_path, capsys, monkeypatch, command
+):
+    import skavae.io
+
+    _, out = tomos
+    stacks = []
+
+    def spy(*args, **kwargs):  # keep the stack, stop before any training
+        stacks.append(real(*args, **kwargs))
+        raise ValueError("stopped by the test")
+
+    real = skavae.io.extract_subtomograms
+    monkeypatch.setattr(skavae.io, "extract_subtomograms", spy)
+    dest = tmp_path / "dest"
+    particles = ["--particles", str(relion_list), "--tomograms", str(out)]
+    argv = {
+        "extract": ["extract", str(out), str(relion_list), "-o", str(dest), "-q"],
+        "fit": ["fit", *particles, "-o", str(dest / "m.skavae"), *FIT],
+        "evaluate": ["evaluate", str(model), *particles, "--out", str(dest), "-q"],
+    }[command]
+    for tilt, expected in (
+        (["--tilt-range", "-45", "50.5"], [-45.0, 50.5]),
+        ([], None),
+    ):
+        capsys.readouterr()
+        assert main([*argv, *tilt]) == 1
+        assert "stopped by the test" in _error(capsys)
+        got = stacks[-1].tilt_ranges
+        if expected is None:
+            assert got is None  # no columns and no option: unknown
+        else:
+            np.testing.assert_array_equal(got, np.tile(expected, (30, 1)))
+
+
+def test_extract_tilt_range_replaces_the_columns(tomos, tmp_path, capsys):
+    _, out = tomos
+    dest = tmp_path / "ex"
+    assert _extract(out, out / "tomo_000.star", dest, "--tilt-range", "-50", "55") == 0
+    written = starfile.read(dest / "particles.star")
+    assert written["skavaeTiltMin"].eq(-50.0).all()
+    assert written["skavaeTiltMax"].eq(55.0).all()
+    capsys.readouterr()
+    assert (
+        _extract(
+            out, out / "tomo_000.star", tmp_path / "x", "--tilt-range", "60", "-60"
+        )
+        == 2
+    )
+    assert "--tilt-range is reversed: min 60 > max -60" in _error(capsys)
+    assert not (tmp_path / "x").exists()
+
+
 def test_fit_and_evaluate_particles_end_to_end(tomos, model, tmp_path, capsys):
     """Fit on one tomogram, classify the other, score against ground truth."""
     _, out = tomos

@@ -132,6 +132,22 @@ def test_single_file_takes_its_rows_and_tilt_ranges(two_tomograms):
     np.testing.assert_array_equal(per_tomo.tilt_ranges, expected)
 
 
+def test_tilt_range_option_wins_over_the_columns(two_tomograms):
+    folder, _, particles = two_tomograms
+    particles = particles.assign(tilt_min=-60.0, tilt_max=np.linspace(40, 60, 40))
+    columns = extract_subtomograms(folder, particles, box=4)
+    np.testing.assert_array_equal(
+        columns.tilt_ranges, particles[["tilt_min", "tilt_max"]].to_numpy()
+    )
+    given = extract_subtomograms(folder, particles, box=4, tilt_range=(-45, 50))
+    np.testing.assert_array_equal(given.tilt_ranges, np.tile([-45.0, 50.0], (40, 1)))
+    assert given.particles["tilt_max"].eq(50.0).all()
+    with pytest.raises(ValueError, match=r"tilt_range is reversed: min 60 > max -60"):
+        extract_subtomograms(folder, particles, box=4, tilt_range=(60, -60))
+    with pytest.raises(ValueError, match=r"tilt_range\['TS_02'\] must lie within"):
+        extract_subtomograms(folder, particles, box=4, tilt_range={"TS_02": (-95, 60)})
+
+
 def test_star_path_and_relion5_centred_coordinates(tmp_path):
     tomo = _tomogram(tmp_path / "TS_01.mrc", shape=(20, 32, 40), voxel=5.4)
     star = tmp_path / "p.star"

@@ -173,6 +173,9 @@ def add_particle_options(parser, *, box_default):
         help="tomogram .mrc/.rec, or a folder of them (matched by rlnTomoName)",
     )
     add_cutting_options(g, box_default=box_default)
+    from skavae._cli._tomo import add_extraction_options
+
+    add_extraction_options(g)
     g.add_argument(
         "--label-column",
         metavar="COLUMN",

@@ -11,7 +11,12 @@ import numpy as np
 from skavae._cli._args import add_cutting_options
 from skavae._cli._common import CLIError, UsageError, progress, write_table
 from skavae._cli._folders import output_folder
-from skavae._cli._tomo import check_not_input, load_particles, particle_labels
+from skavae._cli._tomo import (
+    add_extraction_options,
+    check_not_input,
+    load_particles,
+    particle_labels,
+)
 
 HELP = (
     "cut the particles of a list out of tomograms into .mrc files",
@@ -40,6 +45,7 @@ def add_arguments(p):
     p.add_argument("particles", metavar="PARTICLES", help="particle list")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
     add_cutting_options(p, box_default=32)
+    add_extraction_options(p)
     p.add_argument(
         "--label-column",
         metavar="COLUMN",
@@ -91,7 +97,7 @@ def _write(folder, stack, labels, update):
         write_particles(
             os.path.join(folder, "particles.star"),
             stack.particles,
-            columns={"skavaeSubtomogram": names},
+            columns={"skavaeSubtomogram": names, **_tilt_columns(stack)},
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None
@@ -100,6 +106,14 @@ def _write(folder, stack, labels, update):
         dropped.insert(0, "row", [int(i) + 1 for i in dropped.index])
         write_table(os.path.join(folder, "dropped.csv"), dropped)
     return names
+
+
+def _tilt_columns(stack):
+    """``skavaeTiltMin/Max`` of the stack (``--tilt-range`` or the list's), if known."""
+    if stack.tilt_ranges is None:
+        return {}
+    lo, hi = stack.tilt_ranges.T
+    return {"skavaeTiltMin": lo, "skavaeTiltMax": hi}
 
 
 def _owned(name, is_dir):

@@ -54,7 +54,8 @@ EXAMPLES = """examples:
 with --particles (RELION/Warp .star, Dynamo .tbl or CSV) the subtomograms are
 cut from the tomograms on the fly, labels come from the class column
 (skavaeClassName, else rlnClassNumber; --label-column to choose) and known
-tilt ranges turn on the wedge-aware loss.
+tilt ranges (--tilt-range MIN MAX, else the list's skavaeTiltMin/Max) turn on
+the wedge-aware loss.
 a folder's labels come from the file names (<label>_<id>.mrc), --label-regex,
 --classes or none (--unlabelled: a plain beta-VAE, no affinity); its voxel size
 from the headers (mixed sizes refused unless --resample; --voxel-size replaces

@@ -58,10 +58,37 @@ def check_particle_options(args, *, data_dir_name="DATA_DIR"):
     return True
 
 
+def add_extraction_options(group):
+    """``--tilt-range`` of ``extract`` and the ``--particles`` commands."""
+    group.add_argument(
+        "--tilt-range",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="tilt range of every tomogram in degrees, for the wedge-aware loss; "
+        "replaces the list's skavaeTiltMin/Max columns (default: those columns "
+        "when present, else unknown)",
+    )
+
+
+def _tilt_range(args):
+    """``--tilt-range`` checked (a UsageError), or None when not given."""
+    from skavae._wedge import _check_range
+
+    value = getattr(args, "tilt_range", None)
+    if value is None:
+        return None
+    try:
+        return _check_range(value, "--tilt-range")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def load_particles(args, box):
     """A SubtomogramStack of ``--particles`` in ``--tomograms`` (one-line errors)."""
     from skavae.io import extract_subtomograms
 
+    tilt_range = _tilt_range(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -73,6 +100,7 @@ def load_particles(args, box):
                 normalize=args.normalize,
                 pixel_size=args.pixel_size,
                 binning=args.binning,
+                tilt_range=tilt_range,
             )
         except ValueError as exc:
             raise CLIError(str(exc)) from None

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from skavae._checks import check_int
+from skavae._wedge import _check_range
 from skavae.io._columns import _check_binning, _check_pixel_size
 from skavae.io._mrcout import write_mrc, write_subtomograms
 from skavae.io._particles import read_particles
@@ -92,20 +93,22 @@ def _check_box(box):
 
 
 def _tilt_ranges(particles, tilt_range, names):
+    """Per-particle (min, max): ``tilt_range`` when given, else the columns."""
     n = len(particles)
     if tilt_range is None:
         if {"tilt_min", "tilt_max"} <= set(particles.columns):
             return particles[["tilt_min", "tilt_max"]].to_numpy(np.float64)
         return np.full((n, 2), np.nan)
     if isinstance(tilt_range, dict):
-        table = {str(k): v for k, v in tilt_range.items()}
+        table = {
+            str(k): _check_range(v, f"tilt_range[{k!r}]") for k, v in tilt_range.items()
+        }
         out = np.full((n, 2), np.nan)
         for i, name in enumerate(names):
             if name in table:
                 out[i] = table[name]
         return out
-    lo, hi = (float(v) for v in tilt_range)
-    return np.tile([lo, hi], (n, 1))
+    return np.tile(_check_range(tilt_range), (n, 1))
 
 
 def extract_subtomograms(
@@ -147,9 +150,10 @@ def extract_subtomograms(
     binning : float, default=1
         Coordinate pixels per tomogram pixel, only when ``particles`` is a path.
     tilt_range : (float, float) or dict, default=None
-        Tilt range (degrees) of every tomogram, or a dict ``tomo_name ->
-        (min, max)``; default: the particles' ``tilt_min``/``tilt_max``
-        columns when they have them (skavae's simulated tomograms do), else
+        Tilt range (degrees, min <= max within [-90, 90]) of every tomogram,
+        or a dict ``tomo_name -> (min, max)``; when given it replaces the
+        particles' ``tilt_min``/``tilt_max`` columns. Default: those columns
+        when the list has them (skavae's simulated tomograms do), else
         unknown (``stack.tilt_ranges`` is None).
 
     Returns
