@@ -60,3 +60,31 @@ class Count(Interval):
 def positive_real():
     """An ``Interval(Real, 0, None)`` open at 0: a strictly positive number."""
     return Interval(Real, 0, None, closed="neither")
+
+
+#: ``_parameter_constraints`` entry of a seed: scikit-learn's "random_state"
+#: without booleans (``random_state=True`` is a mistake, not seed 1).
+SEED = [Count(0, 2**32 - 1, closed="both"), np.random.RandomState, None]
+
+
+def check_seed(random_state, name="random_state"):
+    """``check_random_state`` that refuses booleans, naming the parameter.
+
+    Examples
+    --------
+    >>> from skavae._checks import check_seed
+    >>> check_seed(0).randint(10) == check_seed(0).randint(10)
+    True
+    >>> check_seed(True)
+    Traceback (most recent call last):
+    ...
+    ValueError: random_state must be None, an int seed or a numpy RandomState; got True.
+    """
+    from sklearn.utils import check_random_state
+
+    if isinstance(random_state, (bool, np.bool_)):
+        raise ValueError(
+            f"{name} must be None, an int seed or a numpy RandomState; "
+            f"got {random_state!r}."
+        )
+    return check_random_state(random_state)

@@ -26,6 +26,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skavae._checkpoint import Checkpointer, run_fingerprint, state_to_cpu
+from skavae._checks import SEED
 from skavae._data import (
     BatchSource,
     check_finite,
@@ -305,7 +306,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         "standardize": ["boolean"],
         "device": [str, torch.device],
         "n_threads": [None, Count(1)],
-        "random_state": ["random_state"],
+        "random_state": SEED,
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "checkpoint_dir": [None, str, os.PathLike],

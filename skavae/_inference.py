@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from skavae._checks import check_seed
 from skavae._data import (
     BatchSource,
     check_X,
@@ -336,7 +336,7 @@ default=None
             raise ValueError(
                 f"n_samples must be a positive integer; got {n_samples!r}."
             )
-        rng = check_random_state(random_state)
+        rng = check_seed(random_state)
         Z = rng.standard_normal((n_samples, latent_dims))
         pose = None
         if pose_dims:

@@ -587,6 +587,28 @@ def test_sample_refuses_booleans():
     m = AffinityVAE(**FAST).fit(X2D)
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         m.sample(True)
+    with pytest.raises(ValueError, match="random_state must be None, an int seed"):
+        m.sample(2, random_state=True)
+
+
+def test_a_boolean_seed_is_refused():
+    """random_state=True is a mistake, not seed 1 (scikit-learn takes it)."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skavae.datasets import make_proteins, make_tetraminos
+    from skavae.evaluation import ConformalOpenSetClassifier
+
+    with pytest.raises(InvalidParameterError, match="random_state.*Got True"):
+        AffinityVAE(**{**FAST, "random_state": True}).fit(X2D)
+    with pytest.raises(InvalidParameterError, match="random_state.*Got False"):
+        ConformalOpenSetClassifier(random_state=False).fit(X2D[:, :, 0], Y2D)
+    for make in (make_tetraminos, make_proteins):
+        with pytest.raises(ValueError, match="random_state must be None"):
+            make(4, size=8, random_state=True)
+    # numpy integers and RandomState instances stay seeds
+    a = AffinityVAE(**{**FAST, "random_state": np.int64(0)}).fit(X2D).transform(X2D)
+    b = AffinityVAE(**{**FAST, "random_state": 0}).fit(X2D).transform(X2D)
+    np.testing.assert_array_equal(a, b)
 
 
 # ------------------------------------------------------------ a new user (#15)

@@ -6,17 +6,16 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
 from sklearn.cluster import HDBSCAN
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import validate_params
 from sklearn.utils.validation import check_array
 
-from skavae._checks import Count
+from skavae._checks import Count, check_seed
 from skavae._evaluation._latents import check_labels
 
 
 def _reference_sample(codes, n_classes, n_per_class, random_state):
     """Indices of at most ``n_per_class`` random samples of every class."""
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     picked = [
         rng.permutation(np.flatnonzero(codes == k))[:n_per_class]
         for k in range(n_classes)

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skavae._checks import SEED
 from skavae._evaluation._latents import check_labels
 from skavae._evaluation._nonconformity import (
     KINDS,
@@ -194,7 +195,7 @@ class ConformalOpenSetClassifier(UnknownLabelMixin, ClassifierMixin, BaseEstimat
         "class_conditional": ["boolean"],
         "metric": [str, callable],
         "unknown_label": "no_validation",
-        "random_state": ["random_state"],
+        "random_state": SEED,
     }
 
     def __init__(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import check_random_state
 
+from skavae._checks import check_seed
 from skavae._evaluation._latents import check_labels, latents_of
 from skavae._plotting._utils import PROJECTIONS, as_images, figure_and_ax
 
@@ -37,7 +37,7 @@ def embed_2d(Z, method, random_state):
         return np.column_stack([E, np.zeros((n, 2 - E.shape[1]))])
     if n < 4:
         raise ValueError(f"method={method!r} needs at least 4 samples; got {n}.")
-    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    seed = check_seed(random_state).randint(np.iinfo(np.int32).max)
     if method == "tsne":
         from sklearn.manifold import TSNE
 

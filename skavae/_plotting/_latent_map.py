@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import check_random_state
 
+from skavae._checks import check_seed
 from skavae._evaluation._latents import check_labels, latents_of
 from skavae._plotting._embedding import embed_2d
 from skavae._plotting._map_export import export_data
@@ -287,7 +287,7 @@ def plot_latent_map(
         raise ValueError(f"max_thumbnails must be an int; got {max_thumbnails!r}.")
     if max_thumbnails < 0:
         raise ValueError(f"max_thumbnails must be >= 0; got {max_thumbnails}.")
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     Z = latents_of(
         X if latents is None else latents, model if latents is None else None
     )

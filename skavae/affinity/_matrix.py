@@ -15,9 +15,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import check_random_state
 
-from skavae._checks import check_int
+from skavae._checks import check_int, check_seed
 from skavae._files import atomic_path
 from skavae.affinity._base import _as_objects
 
@@ -255,7 +254,7 @@ def class_affinity_matrix(
             )
         _check_labels(y)
         n_per_class = check_int(n_per_class, "n_per_class")
-        rng = check_random_state(random_state)
+        rng = check_seed(random_state)
         labels = sorted(pd.unique(y).tolist(), key=lambda v: (str(type(v)), v))
         picks, owner = [], []
         for k, lab in enumerate(labels):

@@ -23,8 +23,8 @@ from numbers import Real
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import check_random_state
 
+from skavae._checks import check_seed
 from skavae.datasets._validation import (
     assign_split,
     balanced_labels,
@@ -273,7 +273,7 @@ def make_alphanumeric(
     if not isinstance(threshold, Real) or not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1); got {threshold!r}.")
     test_size = check_test_size(test_size)
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
 
     max_angle = int(max_angle)
     class_index = balanced_labels(n_samples, len(chars), rng)

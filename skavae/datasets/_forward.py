@@ -35,8 +35,8 @@ import pandas as pd
 import scipy.fft
 import torch
 from scipy.spatial.transform import Rotation
-from sklearn.utils import check_random_state
 
+from skavae._checks import check_seed
 from skavae._ctf import CTF
 from skavae._wedge import as_missing_wedge, check_tilt_ranges
 from skavae.datasets._validation import check_positive_int, check_real
@@ -243,7 +243,7 @@ def simulate_subtomograms(
         raise ValueError(f"noise must be 'white' or 'wedge'; got {noise!r}.")
     if noise == "wedge" and wedge is None:
         raise ValueError("noise='wedge' needs a missing_wedge.")
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
 
     info = {}
     out = X.astype(np.float32, copy=True)

@@ -94,8 +94,8 @@ import warnings
 
 import numpy as np
 from scipy import ndimage
-from sklearn.utils import check_random_state
 
+from skavae._checks import check_seed
 from skavae.datasets._forward import apply_generator_options
 from skavae.datasets._shipped import (
     ECOLI_PROTEIN_IDS,
@@ -328,7 +328,7 @@ def make_proteins(
     max_shift = check_real(max_shift, "max_shift", low=0.0, high=size / 2)
     test_size = check_test_size(test_size)
     pairs = _resolve_structures(structures)
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
 
     sigma_vox = sigma_factor * resolution / voxel_size
     if sigma_vox**2 < _TENT_VARIANCE:

@@ -21,8 +21,8 @@ plane (five cubes), morphologically close to L and T.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils import check_random_state
 
+from skavae._checks import check_seed
 from skavae.datasets._forward import apply_generator_options
 from skavae.datasets._transforms import (
     check_rotate,
@@ -334,7 +334,7 @@ def make_tetraminos(
     max_shift = check_real(max_shift, "max_shift", low=0.0, high=size / 2)
     elongation = check_real(elongation, "elongation", low=0.0, high=3.0)
     test_size = check_test_size(test_size)
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
 
     class_index = balanced_labels(n_samples, len(names), rng)
     angles, rotations = sample_rotations(

@@ -35,9 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
-from sklearn.utils import check_random_state
 
-from skavae._checks import check_int
+from skavae._checks import check_int, check_seed
 from skavae._ctf import CTF
 from skavae._wedge import MissingWedge
 from skavae.datasets._shipped import load_atoms
@@ -279,7 +278,7 @@ def make_tomogram(
     if snr is not None:
         snr = check_real(snr, "snr", low=0.0, low_inclusive=False)
     pairs = _structures(structures)
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
 
     sigma_vox = _SIGMA_FACTOR * resolution / voxel_size
     atoms, radii = [], []
