@@ -16,6 +16,21 @@ def file_mode():
     return 0o666 & ~mask
 
 
+def naming(error, path):
+    """``error`` (an OSError without a file name, e.g. a full disk) naming ``path``.
+
+    Examples
+    --------
+    >>> from skavae._files import naming
+    >>> str(naming(OSError(28, "No space left on device"), "out/info.csv"))
+    "[Errno 28] cannot write 'out/info.csv': No space left on device"
+    """
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.errno is None:
+        return OSError(f"cannot write {os.fspath(path)!r}: {reason}")
+    return OSError(error.errno, f"cannot write {os.fspath(path)!r}: {reason}")
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
     """Yield a temporary path next to ``path``; move it into place on success.
@@ -56,7 +71,9 @@ def atomic_path(path, suffix=""):
         yield tmp
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            raise naming(exc, path) from exc
         raise

@@ -120,3 +120,59 @@ def test_evaluate_refuses_an_existing_out(data, tmp_path, capsys):
     assert "--overwrite" in _err(capsys)
     assert main([*args, "--no-figures", "--overwrite"]) == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing(
+    data, tmp_path, capsys, monkeypatch
+):
+    """ENOSPC carries no file name: simulate and evaluate name the path."""
+    import mrcfile
+    import pandas as pd
+
+    with monkeypatch.context() as m:
+        m.setattr(mrcfile, "new", _disk_full)
+        out = tmp_path / "sim"
+        assert main(["simulate", "alphanumeric", str(out), *SMALL]) == 1
+        err = _err(capsys)
+        assert "No space left on device" in err and ".mrc'" in err, err
+        assert not out.exists()
+    model = tmp_path / "m.skavae"
+    assert main(["fit", str(data), "-o", str(model), *TINY_FIT]) == 0
+    with monkeypatch.context() as m:
+        m.setattr(pd.DataFrame, "to_csv", _disk_full)
+        res = tmp_path / "res"
+        args = ["evaluate", str(model), str(data), "--out", str(res), "-q"]
+        assert main([*args, "--no-figures"]) == 1
+        err = _err(capsys)
+        assert "No space left on device" in err and ".csv'" in err, err
+        assert not res.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_config_reads_with_tomli_where_tomllib_is_missing(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib: the tomli package (same API) is used."""
+    import tomllib
+    import types
+
+    from skavae._cli._config import load_config
+
+    calls = []
+    tomli = types.ModuleType("tomli")
+
+    def load(fh):
+        calls.append(fh)
+        return tomllib.load(fh)
+
+    tomli.load, tomli.loads = load, tomllib.loads
+    tomli.TOMLDecodeError = tomllib.TOMLDecodeError
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # import tomllib fails
+    monkeypatch.setitem(sys.modules, "tomli", tomli)
+    path = tmp_path / "c.toml"
+    path.write_text("epochs = 3\n[fit]\nlatent-dims = 2\n")
+    config = load_config(str(path))
+    assert calls, "tomli was not used"
+    assert config["epochs"] == 3 and config["latent_dims"] == 2, config

@@ -226,3 +226,24 @@ def test_write_volume(tmp_path):
     with pytest.raises(ValueError, match="folder does not exist"):
         write_volume(tmp_path / "missing" / "v.mrc", vol)
     assert sorted(os.listdir(tmp_path)) == ["centre_0.mrc"]
+
+
+def test_a_full_disk_names_the_target(tmp_path, monkeypatch):
+    import mrcfile
+
+    from skavae._files import atomic_path
+    from skavae.datasets import save_mrc_folder
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mrcfile, "new", full)
+    X = np.zeros((2, 4, 4), np.float32)
+    with pytest.raises(OSError, match=r"cannot write '.*a_00000\.mrc': No space"):
+        save_mrc_folder(X, ["a", "a"], tmp_path / "d")
+    assert not list((tmp_path / "d").iterdir())
+    with pytest.raises(OSError, match=r"cannot write '.*notes\.txt': No space") as e:
+        with atomic_path(tmp_path / "notes.txt"):
+            full()
+    assert e.value.errno == 28
+    assert not list(tmp_path.glob(".tmp-*"))

@@ -352,6 +352,14 @@ MODEL_COMMANDS = {
         "--no-figures",
         "-q",
     ],  # fmt: skip
+    "explore": lambda model, data, out: [
+        "explore",
+        str(model),
+        str(data),
+        "--out",
+        str(out) + ".html",
+        "-q",
+    ],  # fmt: skip
 }
 
 

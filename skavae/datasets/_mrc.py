@@ -49,7 +49,7 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 
-from skavae._files import file_mode
+from skavae._files import file_mode, naming
 from skavae.datasets._mrc_headers import _common_voxel_size, _header, _same
 from skavae.datasets._mrc_labels import file_labels
 from skavae.datasets._mrc_stack import MRCStack
@@ -407,9 +407,14 @@ def save_mrc_folder(X, y, path, *, voxel_size=None, overwrite=False):
             )
             os.close(fd)
             temps.append(tmp)
-            with mrcfile.new(tmp, overwrite=True) as mrc:
-                mrc.set_data(np.ascontiguousarray(X[i], dtype=np.float32))
-                mrc.voxel_size = vs
+            try:
+                with mrcfile.new(tmp, overwrite=True) as mrc:
+                    mrc.set_data(np.ascontiguousarray(X[i], dtype=np.float32))
+                    mrc.voxel_size = vs
+            except OSError as exc:
+                if exc.filename not in (None, tmp):
+                    raise
+                raise naming(exc, targets[i]) from exc
         mode = file_mode()
         for tmp, target in zip(temps, targets):  # all written: move into place
             os.chmod(tmp, mode)
