@@ -236,6 +236,48 @@ def test_extract_tilt_range_replaces_the_columns(tomos, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_extract_target_pixel_size(tomos, tmp_path):
+    _, out = tomos
+    dest = tmp_path / "ex"
+    assert _extract(out, out / "tomo_000.star", dest, "--target-pixel-size", "20") == 0
+    X, _, info = load_mrc_folder(dest, return_info=True)
+    assert X.shape == (30, 8, 8, 8) and (info["voxel_size_x"] == 20.0).all()
+    from skavae.io import extract_subtomograms
+
+    stack = extract_subtomograms(
+        out / "tomo_000.mrc", out / "tomo_000.star", box=8, target_pixel_size=20.0
+    )
+    first = starfile.read(dest / "particles.star")["skavaeSubtomogram"].iloc[0]
+    np.testing.assert_allclose(
+        X[list(info["path"]).index(str(dest / first))], stack[0], rtol=1e-6
+    )
+
+
+def test_extract_label_column(tomos, tmp_path, capsys):
+    _, out = tomos
+    dest = tmp_path / "ex"
+    assert (
+        _extract(out, out / "tomo_000.star", dest, "--label-column", "rlnClassNumber")
+        == 0
+    )
+    truth = starfile.read(out / "tomo_000.star")
+    _, y = load_mrc_folder(dest)
+    assert sorted(y.tolist()) == sorted(truth["rlnClassNumber"].astype(str).tolist())
+    written = starfile.read(dest / "particles.star")
+    assert [n.split("_")[0] for n in written["skavaeSubtomogram"]] == truth[
+        "rlnClassNumber"
+    ].astype(str).tolist()
+    capsys.readouterr()
+    code = _extract(
+        out, out / "tomo_000.star", tmp_path / "x", "--label-column", "rlnNope"
+    )
+    assert code == 1
+    line = _error(capsys)
+    assert "has no column 'rlnNope' for the labels" in line
+    assert line.startswith("skavae extract: error:") and "tomo_000.star" in line
+    assert not (tmp_path / "x").exists()
+
+
 def test_fit_and_evaluate_particles_end_to_end(tomos, model, tmp_path, capsys):
     """Fit on one tomogram, classify the other, score against ground truth."""
     _, out = tomos

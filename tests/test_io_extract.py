@@ -148,6 +148,69 @@ def test_tilt_range_option_wins_over_the_columns(two_tomograms):
         extract_subtomograms(folder, particles, box=4, tilt_range={"TS_02": (-95, 60)})
 
 
+def _blob_tomogram(path, centre_zyx, sigma, voxel):
+    """A tomogram holding one Gaussian blob (``sigma`` in voxels)."""
+    grid = np.indices((40, 40, 40), dtype=np.float64)
+    r2 = sum((g - c) ** 2 for g, c in zip(grid, centre_zyx))
+    data = np.exp(-r2 / (2 * sigma**2)).astype(np.float32)
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = voxel
+    return data
+
+
+@pytest.mark.parametrize("target", [10.0, 7.3, 3.5])
+def test_target_pixel_size_resamples_a_known_blob(tmp_path, target):
+    """A 15 Å Gaussian in a 5 Å tomogram, boxes at ``target`` Å per voxel."""
+    path = tmp_path / "TS_01.mrc"
+    _blob_tomogram(path, (20.0, 19.0, 21.0), sigma=3.0, voxel=5.0)
+    p = pd.DataFrame({"tomo_name": [None, None], "x": [21.0, 23.0],
+                      "y": [19.0, 19.0], "z": [20.0, 20.0]})  # fmt: skip
+    box = 16
+    stack = extract_subtomograms(path, p, box=box, target_pixel_size=target)
+    assert stack.shape == (2, box, box, box) and stack.voxel_size == target
+    X = stack[:]
+    grid = (np.indices((box,) * 3) - box // 2) * target  # Å from the box centre
+    for i, shift_x in enumerate([0.0, -10.0]):  # the 2nd particle is 2 voxels off
+        r2 = grid[0] ** 2 + grid[1] ** 2 + (grid[2] - shift_x) ** 2
+        expected = np.exp(-r2 / (2 * 15.0**2))
+        corr = np.corrcoef(X[i].ravel(), expected.ravel())[0, 1]
+        assert corr > 0.95, (target, i, corr)
+    # the box's voxel box // 2 stays on the particle: the blob's centroid
+    weights = X[0] / X[0].sum()
+    centroid = [float((weights * g).sum()) for g in np.indices((box,) * 3)]
+    if target >= 7:  # the blob lies inside the box
+        np.testing.assert_allclose(centroid, [box // 2] * 3, atol=0.05)
+        np.testing.assert_allclose(X[0].max(), 1.0, atol=0.1)
+    again = pickle.loads(pickle.dumps(stack))
+    np.testing.assert_array_equal(again[:], X)
+    assert stack.particles["pixel_size"].eq(5.0).all()  # the coordinates' pixels
+
+
+def test_target_pixel_size_pads_drops_and_needs_a_pixel_size(tmp_path):
+    path = tmp_path / "TS_01.mrc"
+    data = _blob_tomogram(path, (20.0, 20.0, 20.0), sigma=3.0, voxel=5.0)
+    p = pd.DataFrame({"tomo_name": [None] * 2, "x": [20.0, 3.0],
+                      "y": [20.0, 20.0], "z": [20.0, 20.0]})  # fmt: skip
+    padded = extract_subtomograms(path, p, box=8, target_pixel_size=10.0)
+    np.testing.assert_allclose(padded[1, 4, 4, 0], data.mean(), rtol=1e-3)
+    with pytest.warns(UserWarning, match="dropped 1 of 2"):
+        kept = extract_subtomograms(path, p, box=8, target_pixel_size=10.0, edge="drop")
+    np.testing.assert_array_equal(kept[:], padded[:1])
+    with pytest.raises(ValueError, match=r"TS_01\.mrc: box 24 \(covering 47 voxels"):
+        extract_subtomograms(path, p, box=24, target_pixel_size=10.0)
+    with pytest.raises(ValueError, match="target_pixel_size must be > 0"):
+        extract_subtomograms(path, p, box=8, target_pixel_size=-1.0)
+    bare = tmp_path / "bare.mrc"
+    with mrcfile.new(bare) as mrc:
+        mrc.set_data(data)  # no voxel size
+    with pytest.raises(ValueError, match=r"bare\.mrc: target_pixel_size needs the "
+                       r"tomogram's pixel size, which records none"):  # fmt: skip
+        extract_subtomograms(bare, p, box=8, target_pixel_size=10.0)
+    same = extract_subtomograms(path, p, box=8, target_pixel_size=5.0)
+    np.testing.assert_array_equal(same[:], extract_subtomograms(path, p, box=8)[:])
+
+
 def test_star_path_and_relion5_centred_coordinates(tmp_path):
     tomo = _tomogram(tmp_path / "TS_01.mrc", shape=(20, 32, 40), voxel=5.4)
     star = tmp_path / "p.star"

@@ -59,7 +59,10 @@ def check_particle_options(args, *, data_dir_name="DATA_DIR"):
 
 
 def add_extraction_options(group):
-    """``--tilt-range`` of ``extract`` and the ``--particles`` commands."""
+    """``--tilt-range`` and ``--target-pixel-size`` of ``extract`` and the
+    ``--particles`` commands."""
+    from skavae._cli._args import positive_float
+
     group.add_argument(
         "--tilt-range",
         type=float,
@@ -68,6 +71,14 @@ def add_extraction_options(group):
         help="tilt range of every tomogram in degrees, for the wedge-aware loss; "
         "replaces the list's skavaeTiltMin/Max columns (default: those columns "
         "when present, else unknown)",
+    )
+    group.add_argument(
+        "--target-pixel-size",
+        type=positive_float,
+        metavar="A",
+        help="Å per voxel of the subtomograms: each box covers box x A Å, cut at "
+        "the tomogram's pixel size and resampled to the box (anti-aliased "
+        "cubic spline; default: the tomogram's pixel size)",
     )
 
 
@@ -101,6 +112,7 @@ def load_particles(args, box):
                 pixel_size=args.pixel_size,
                 binning=args.binning,
                 tilt_range=tilt_range,
+                target_pixel_size=getattr(args, "target_pixel_size", None),
             )
         except ValueError as exc:
             raise CLIError(str(exc)) from None

@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from skavae._checks import check_int
+from skavae._checks import check_int, check_real
 from skavae._wedge import _check_range
 from skavae.io._columns import _check_binning, _check_pixel_size
 from skavae.io._mrcout import write_mrc, write_subtomograms
@@ -121,6 +121,7 @@ def extract_subtomograms(
     pixel_size=None,
     binning=1,
     tilt_range=None,
+    target_pixel_size=None,
 ):
     """Subtomograms of a particle list, cut lazily from memory-mapped tomograms.
 
@@ -155,6 +156,17 @@ def extract_subtomograms(
         particles' ``tilt_min``/``tilt_max`` columns. Default: those columns
         when the list has them (skavae's simulated tomograms do), else
         unknown (``stack.tilt_ranges`` is None).
+
+    target_pixel_size : float, default=None
+        Å per voxel of the subtomograms. Each box then covers
+        ``box * target_pixel_size`` Å around its particle, cut at the
+        tomogram's pixel size and resampled to ``box`` voxels (Gaussian
+        anti-aliasing of ``sigma = (f - 1) / 2`` tomogram voxels when
+        shrinking by ``f = target / pixel size``, then cubic B-spline
+        interpolation as :func:`scipy.ndimage.zoom`, on the exact grid: the
+        box's voxel ``box // 2`` stays on the particle); ``stack.voxel_size``
+        is the target. Default: the tomogram's pixel size, no resampling.
+        Each tomogram needs a known pixel size (header or list).
 
     Returns
     -------
@@ -206,6 +218,10 @@ def extract_subtomograms(
         raise ValueError(f"normalize must be True or False; got {normalize!r}.")
     pixel_size = _check_pixel_size(pixel_size)
     binning = _check_binning(binning)
+    if target_pixel_size is not None:
+        target_pixel_size = check_real(
+            target_pixel_size, "target_pixel_size", low=0, low_inclusive=False
+        )
     files, where = _tomogram_files(tomograms)
     headers = {}
 
@@ -251,14 +267,14 @@ def extract_subtomograms(
             table = table[mask]
     keys, tomo_index = _assign(table, files, where)
     infos = [header(k) for k in keys]
-    used = np.unique(tomo_index)
-    for k in used:
-        shape = infos[k]["shape"]
-        if box > min(shape):
-            raise ValueError(
-                f"{infos[k]['path']}: box {box} is larger than the tomogram "
-                f"(shape z, y, x = {shape}); give a smaller --box."
-            )
+    table = table.copy()
+    table.attrs = dict(particles.attrs)
+    table["tomogram"] = [infos[k]["path"] for k in tomo_index]
+    table["pixel_size"] = _pixel_sizes(table, infos, tomo_index)
+    for k in np.unique(tomo_index):
+        infos[k].update(
+            _geometry(box, target_pixel_size, infos[k], table, tomo_index == k)
+        )
     xyz = table[["x", "y", "z"]].to_numpy(np.float64)
     bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
@@ -275,8 +291,12 @@ def extract_subtomograms(
             f"{infos[tomo_index[i]]['path']} (z, y, x shape "
             f"{tuple(int(s) for s in shapes[i])}); check binning and pixel size."
         )
-    corner = centre - box // 2
-    crosses = ((corner < 0) | (corner + box > shapes)).any(axis=1)
+    reach = np.array([infos[k]["reach"] for k in tomo_index], dtype=np.int64)
+    cut = np.array([infos[k]["cut"] for k in tomo_index], dtype=np.int64)[:, None]
+    corner = centre + np.array([infos[k]["start"] for k in tomo_index])[:, None]
+    crosses = ((centre + reach[:, :1] < 0) | (centre + reach[:, 1:] >= shapes)).any(
+        axis=1
+    )
     dropped = table.iloc[:0].assign(reason=pd.Series(dtype=object))
     if edge == "drop" and crosses.any():
         rows = np.flatnonzero(crosses)
@@ -290,39 +310,133 @@ def extract_subtomograms(
             stacklevel=2,
         )
         keep = ~crosses
-        table, tomo_index, corner = table[keep], tomo_index[keep], corner[keep]
-        crosses = crosses[keep]
+        table, tomo_index, corner, cut = (
+            table[keep],
+            tomo_index[keep],
+            corner[keep],
+            cut[keep],
+        )
+        shapes = shapes[keep]
         if not len(table):
             raise ValueError(
                 f"every particle's {box}-voxel box crosses its tomogram's edge; "
                 "use edge='pad' or a smaller box."
             )
-    for k in np.unique(tomo_index[crosses]):
+    padded = ((corner < 0) | (corner + cut > shapes)).any(axis=1)
+    for k in np.unique(tomo_index[padded]):
         if infos[k]["mean"] is None:
             infos[k]["mean"] = _stream_mean(infos[k])
-    table = table.copy()
-    table.attrs = dict(particles.attrs)
-    table["tomogram"] = [infos[k]["path"] for k in tomo_index]
-    header_ps = np.array([infos[k]["voxel_size"][2] for k in tomo_index])
-    if "pixel_size" in table.columns:
-        ps = table["pixel_size"].to_numpy(np.float64)
-        known = np.isfinite(ps) & (header_ps > 0)
-        off = known & (np.abs(ps - header_ps) > 0.01 * ps)
-        if off.any():
-            i = int(np.argmax(off))
-            warnings.warn(
-                f"particle row {_row_label(table, i)}: the particle list gives a "
-                f"pixel size of {ps[i]:g} Å but {table['tomogram'].iloc[i]} has "
-                f"{header_ps[i]:g} Å; check binning.",
-                UserWarning,
-                stacklevel=2,
-            )
-        ps = np.where(np.isfinite(ps), ps, np.where(header_ps > 0, header_ps, np.nan))
-    else:
-        ps = np.where(header_ps > 0, header_ps, np.nan)
-    table["pixel_size"] = ps
     tilts = _tilt_ranges(table, tilt_range, table["tomo_name"].tolist())
     table["tilt_min"], table["tilt_max"] = tilts[:, 0], tilts[:, 1]
     return SubtomogramStack(
-        infos, table, tomo_index, corner, box, normalize=normalize, dropped=dropped
+        infos,
+        table,
+        tomo_index,
+        corner,
+        box,
+        normalize=normalize,
+        dropped=dropped,
+        voxel_size=target_pixel_size,
     )
+
+
+def _pixel_sizes(table, infos, tomo_index):
+    """Å per tomogram pixel of each row: the list's, else the header's (or NaN).
+
+    Warns when the two differ by more than 1 %.
+    """
+    header_ps = np.array([infos[k]["voxel_size"][2] for k in tomo_index])
+    header_ps = np.where(header_ps > 0, header_ps, np.nan)
+    if "pixel_size" not in table.columns:
+        return header_ps
+    ps = table["pixel_size"].to_numpy(np.float64)
+    off = np.isfinite(ps) & np.isfinite(header_ps)
+    off &= np.abs(ps - np.where(off, header_ps, 0.0)) > 0.01 * ps
+    if off.any():
+        i = int(np.argmax(off))
+        warnings.warn(
+            f"particle row {_row_label(table, i)}: the particle list gives a "
+            f"pixel size of {ps[i]:g} Å but {table['tomogram'].iloc[i]} has "
+            f"{header_ps[i]:g} Å; check binning.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return np.where(np.isfinite(ps), ps, header_ps)
+
+
+def _geometry(box, target, info, table, rows):
+    """How the boxes of one tomogram are cut: its entries of the stack's info.
+
+    ``start``: offset of a cut's first voxel from the particle's centre voxel;
+    ``cut``: the cut's edge (voxels of the tomogram); ``reach``: the offsets of
+    the first and last voxel the box covers (``edge="drop"`` tests them);
+    ``weights``: None, or the ``(box, cut)`` matrix that resamples a cut to the
+    box along each axis (``target_pixel_size``).
+    """
+    plain = {"start": -(box // 2), "cut": box, "weights": None}
+    plain["reach"] = (plain["start"], plain["start"] + box - 1)
+    if target is None:
+        info_ = plain
+    else:
+        pixel = np.unique(table["pixel_size"].to_numpy(np.float64)[rows])
+        if len(pixel) != 1 or not np.isfinite(pixel[0]):
+            what = (
+                "records none and the particle list gives none (give pixel_size=, "
+                "--pixel-size)"
+                if not np.isfinite(pixel).any()
+                else f"differs between its particles ({', '.join(map(str, pixel[:4]))})"
+            )
+            raise ValueError(
+                f"{info['path']}: target_pixel_size needs the tomogram's pixel "
+                f"size, which {what}."
+            )
+        factor = target / float(pixel[0])
+        info_ = plain if abs(factor - 1) < 1e-6 else _resampling(box, factor)
+    span = info_["reach"][1] - info_["reach"][0] + 1
+    if span > min(info["shape"]):
+        covers = "" if info_["weights"] is None else f" (covering {span} voxels)"
+        raise ValueError(
+            f"{info['path']}: box {box}{covers} is larger than the tomogram "
+            f"(shape z, y, x = {info['shape']}); give a smaller --box."
+        )
+    return info_
+
+
+def _resampling(box, factor):
+    """The cut and the per-axis matrix that resample it to ``box`` voxels.
+
+    Output voxel ``i`` lies ``(i - box // 2) * factor`` tomogram voxels from
+    the particle's centre. When shrinking (``factor > 1``) a Gaussian of
+    ``sigma = (factor - 1) / 2`` voxels low-passes first (anti-aliasing, as
+    :func:`skimage.transform.rescale`); then cubic B-spline interpolation,
+    the one :func:`scipy.ndimage.zoom` uses. Both are separable, so one
+    ``(box, cut)`` matrix applied along each axis does the whole resampling;
+    the cut has a margin so that no filter reaches past it.
+    """
+    from scipy import ndimage
+
+    offsets = (np.arange(box) - box // 2) * factor
+    sigma = max(0.0, (factor - 1.0) / 2.0)
+    margin = int(3.0 * sigma + 0.5) + 4  # the Gaussian's reach, the spline's tail
+    reach = (int(np.floor(offsets[0])), int(np.ceil(offsets[-1])))
+    start = reach[0] - margin
+    cut = reach[1] + margin - start + 1
+    basis = np.eye(cut)
+    if sigma > 0:
+        basis = ndimage.gaussian_filter1d(basis, sigma, axis=0, truncate=3.0)
+    basis = ndimage.spline_filter1d(basis, order=3, axis=0, mode="mirror")
+    grid = offsets - start
+    weights = np.stack(
+        [
+            ndimage.map_coordinates(basis[:, j], [grid], order=3, prefilter=False,
+                                    mode="mirror")
+            for j in range(cut)
+        ],
+        axis=1,
+    )  # fmt: skip
+    return {
+        "start": start,
+        "cut": cut,
+        "reach": reach,
+        "weights": weights.astype(np.float32),
+    }

@@ -70,7 +70,16 @@ class SubtomogramStack:
     dtype = np.dtype(np.float32)
 
     def __init__(
-        self, tomograms, particles, tomo_index, corners, box, *, normalize, dropped
+        self,
+        tomograms,
+        particles,
+        tomo_index,
+        corners,
+        box,
+        *,
+        normalize,
+        dropped,
+        voxel_size=None,
     ):
         self._tomograms = [dict(t) for t in tomograms]
         self.particles = particles
@@ -79,6 +88,7 @@ class SubtomogramStack:
         self.box = int(box)
         self.normalize = bool(normalize)
         self.dropped = dropped
+        self._voxel_size = voxel_size
 
     # ---------------------------------------------------------- array protocol
     @property
@@ -138,7 +148,13 @@ class SubtomogramStack:
 
     @property
     def voxel_size(self):
-        """Pixel size (Å) of the subtomograms, NaN when unknown."""
+        """Pixel size (Å) of the subtomograms, NaN when unknown.
+
+        ``target_pixel_size`` when the boxes were resampled to it, else the
+        tomograms' (median over the particles).
+        """
+        if self._voxel_size is not None:
+            return float(self._voxel_size)
         ps = self.particles["pixel_size"].to_numpy(np.float64)
         return float(np.nanmedian(ps)) if np.isfinite(ps).any() else float("nan")
 
@@ -183,18 +199,19 @@ class SubtomogramStack:
         if not len(idx):
             return out
         t = self._tomo_index[idx]
-        step = max(1, min(_CHUNK_VOXELS // b**3, _PAGE_BUDGET // b**2))
         for k in np.unique(t):
             info = self._tomograms[k]
+            n = info.get("cut", b)  # the edge cut from the tomogram
+            step = max(1, min(_CHUNK_VOXELS // n**3, _PAGE_BUDGET // n**2))
             where = np.flatnonzero(t == k)
             for start in range(0, len(where), step):
                 part = where[start : start + step]
                 with _mapped(info) as data:
                     boxes = gather_boxes(
-                        data, self._corners[idx[part]], b, info["mean"]
+                        data, self._corners[idx[part]], n, info["mean"]
                     )
                 self._check_finite(boxes, info, idx[part])
-                out[part] = boxes
+                out[part] = _resample(boxes, info.get("weights"))
         if self.normalize:
             flat = out.reshape(len(out), -1)
             mean = flat.mean(axis=1, dtype=np.float64, keepdims=True)
@@ -203,3 +220,14 @@ class SubtomogramStack:
             flat -= mean.astype(np.float32)
             flat /= std.astype(np.float32)
         return out
+
+
+def _resample(boxes, weights):
+    """``boxes`` (m, n, n, n) resampled by the (box, n) matrix along each axis."""
+    if weights is None:
+        return boxes
+    w = weights.T
+    out = boxes @ w  # (m, z, y, i): x resampled
+    out = out.swapaxes(2, 3) @ w  # (m, z, i, j): y
+    out = out.swapaxes(1, 3) @ w  # (m, j, i, k): z
+    return out.transpose(0, 3, 1, 2)  # (m, k, j, i) = (z, y, x)
