@@ -177,3 +177,25 @@ def test_config_reads_with_tomli_where_tomllib_is_missing(tmp_path, monkeypatch)
     config = load_config(str(path))
     assert calls, "tomli was not used"
     assert config["epochs"] == 3 and config["latent_dims"] == 2, config
+
+
+def test_fit_never_replaces_its_config_or_other_files(data, tmp_path, capsys):
+    """-c q.toml -o q.skavae once replaced the user's settings with ours."""
+    config = tmp_path / "q.toml"
+    config.write_text("epochs = 1\nlatent-dims = 2\nfilters = [4]\n")
+    model = tmp_path / "q.skavae"
+    args = ["fit", str(data), "-c", str(config), "-o", str(model), "-q"]
+    assert main(args) == 2
+    assert "that is the --config file" in _err(capsys)
+    assert main([*args, "--overwrite"]) == 2  # never, even with --overwrite
+    assert config.read_text().startswith("epochs = 1")
+    assert not model.exists()
+    # an existing sidecar of another run is refused without --overwrite
+    other = tmp_path / "r.skavae"
+    (tmp_path / "r.latents.csv").write_text("keep me\n")
+    args = ["fit", str(data), "-c", str(config), "-o", str(other), "-q"]
+    assert main(args) == 1
+    err = _err(capsys)
+    assert "r.latents.csv" in err and "--overwrite" in err, err
+    assert (tmp_path / "r.latents.csv").read_text() == "keep me\n"
+    assert main([*args, "--overwrite"]) == 0

@@ -147,6 +147,37 @@ def _check_output(output, overwrite):
         ) from None
 
 
+#: Files ``skavae fit`` writes next to the model, ``<stem>.<what>``.
+SIDECARS = ("toml", "history.csv", "affinity.csv", "latents.csv")
+
+
+def _check_sidecars(output, args, s):
+    """The files written next to the model overwrite no input and, without
+    ``--overwrite``, no existing file (``-c q.toml -o q.skavae`` once replaced
+    the user's settings file with ours)."""
+    from skavae._cli._tomo import same_file
+
+    inputs = [
+        ("--config", getattr(args, "config", None)),
+        ("--affinity", s.get("affinity")),
+        ("--classes", s.get("classes")),
+        ("--particles", getattr(args, "particles", None)),
+    ]
+    for what in SIDECARS:
+        path = sidecar(output, what)
+        for name, given in inputs:
+            if given is not None and same_file(path, given):
+                raise UsageError(
+                    f"-o {output!r} would write {path!r} next to the model, but "
+                    f"that is the {name} file; give another model name."
+                )
+        if os.path.exists(path) and not args.overwrite:
+            raise CLIError(
+                f"{path!r} (written next to the model) already exists; pass "
+                "--overwrite to replace it."
+            )
+
+
 def _check_label_settings(s, origin, on_particles):
     """Usage errors of the folder settings against the other settings.
 
@@ -242,6 +273,7 @@ def run(args):
         )
     check_outside_data(output, "-o", args.data_dir)
     _check_output(output, args.overwrite)
+    _check_sidecars(output, args, s)
     quiet = args.quiet or group.rank > 0  # under torchrun rank 0 speaks
 
     fit_params, what = {}, "files"
