@@ -95,6 +95,17 @@ def test_explore_without_training_map_and_decoded(run):
     assert "(training)" not in text
 
 
+def test_explore_on_the_training_folder_itself(run):
+    """Every training row is in the data: no separate reference layer (it was
+    an empty array and a raw scikit-learn error)."""
+    root, model, _ = run
+    out = root / "train.html"
+    assert _explore(model, root / "train", out) == 0
+    meta, text = _meta(out)
+    assert len(meta["thumbs"]) == 40
+    assert "(training)" not in text
+
+
 def test_explore_too_many_thumbnails_warns_in_one_line(run, capsys, monkeypatch):
     root, model, test = run
     out = root / "few.html"

@@ -214,7 +214,8 @@ def run(args):
     from_file = ref_text.startswith("training latents")
     if from_file and not args.no_reference:  # the training rows not in the data
         keep = np.setdiff1d(np.arange(len(Z_ref)), ref_row[ref_row >= 0])
-        reference = (Z_ref[keep], y_ref[keep])
+        if len(keep):  # none when the data is the training folder itself
+            reference = (Z_ref[keep], y_ref[keep])
     method = args.embedding
     if method == "auto":
         method = "tsne" if len(model.input_shape_) == 3 else "umap"
