@@ -44,12 +44,19 @@ def main():
     Xtr, Xte, ytr, yte = train_test_split(
         X, y, test_size=0.2, stratify=y, random_state=0
     )
-    AffinityVAE(affinity=A, max_epochs=1).fit(Xtr[:64], ytr[:64])  # warm-up
+    AffinityVAE(n_threads=None, affinity=A, max_epochs=1).fit(
+        Xtr[:64], ytr[:64]
+    )  # warm-up
     print(f"target accuracy {args.target}, budget {args.budget:.0f} s of training")
     print(f"{'setting':44s} {'s to target':>11s} {'epochs':>6s} {'best acc':>8s}")
     for name, params in SETTINGS:
         model = AffinityVAE(
-            affinity=A, warm_start=True, validation_fraction=0.0, max_epochs=1, **params
+            n_threads=None,  # torch.set_num_threads above decides
+            affinity=A,
+            warm_start=True,
+            validation_fraction=0.0,
+            max_epochs=1,
+            **params,
         )
         spent, best, reached, epoch = 0.0, 0.0, None, 0
         while spent < args.budget and reached is None:

@@ -48,7 +48,9 @@ mode, folder = sys.argv[1], sys.argv[2]
 t = time.perf_counter()
 if mode == "fit":
     X, y = load_mrc_folder(folder)
-    model = AffinityVAE(max_epochs=1, validation_fraction=0.0, random_state=0)
+    model = AffinityVAE(
+        n_threads=None, max_epochs=1, validation_fraction=0.0, random_state=0
+    )
     model.fit(X, y)
     Z = model.transform(X)
 elif mode == "affinity":
@@ -94,7 +96,9 @@ def sample():
 thread = threading.Thread(target=sample, daemon=True)
 thread.start()
 t = time.perf_counter()
-model = AffinityVAE(max_epochs=1, validation_fraction=0.0, random_state=0)
+model = AffinityVAE(
+    n_threads=None, max_epochs=1, validation_fraction=0.0, random_state=0
+)
 model.fit(X)
 fit_peak = peak[0]
 Z = model.transform(X)

@@ -122,7 +122,11 @@ def realistic_latents(seed, args):
     bp = BandPassFilter(voxel_size=br.VOXEL, lowpass=br.LOWPASS, normalize=False)
     bp.fit(X)
     model = AffinityVAE(
-        affinity=A, missing_wedge=(-60, 60), random_state=seed, **br.ROBUST
+        n_threads=None,  # torch.set_num_threads above decides
+        affinity=A,
+        missing_wedge=(-60, 60),
+        random_state=seed,
+        **br.ROBUST,
     )
     start = time.perf_counter()
     model.fit(bp.transform(X), y)
@@ -163,6 +167,7 @@ def latents(dataset, seed, args):
     metric = FSCAffinity(voxel_size=VOXEL) if dataset == "proteins" else FSCAffinity()
     A = class_affinity_matrix(metric=metric, templates=templates)
     model = AffinityVAE(
+        n_threads=None,  # torch.set_num_threads above decides
         latent_dims=args.latent_dims,
         affinity=A,
         filters=(8, 16, 32),

@@ -133,6 +133,7 @@ def run_row(snr, wedge, ctf, seed, skip, matrix):
     out["PCA(bp)"] = knn(pca.transform(flat(Btr)), ytr, pca.transform(flat(Bte)), yte)
     start = time.perf_counter()
     robust = AffinityVAE(
+        n_threads=None,  # torch.set_num_threads above decides
         affinity=matrix,
         missing_wedge=(-60, 60) if wedge else None,
         random_state=seed,
@@ -143,13 +144,15 @@ def run_row(snr, wedge, ctf, seed, skip, matrix):
     out["robust+TTA"] = knn(averaged(robust, Btr), ytr, averaged(robust, Bte), yte)
     if "default" not in skip:
         start = time.perf_counter()
-        model = AffinityVAE(affinity=matrix, random_state=seed, **DEFAULT).fit(Xtr, ytr)
+        model = AffinityVAE(
+            n_threads=None, affinity=matrix, random_state=seed, **DEFAULT
+        ).fit(Xtr, ytr)
         out["default"] = knn(model.transform(Xtr), ytr, model.transform(Xte), yte)
         out["default s"] = time.perf_counter() - start
     if "beta" not in skip:
-        model = AffinityVAE(gamma=0.0, pose_dims=0, random_state=seed, **DEFAULT).fit(
-            Xtr, ytr
-        )
+        model = AffinityVAE(
+            n_threads=None, gamma=0.0, pose_dims=0, random_state=seed, **DEFAULT
+        ).fit(Xtr, ytr)
         out["beta-VAE"] = knn(model.transform(Xtr), ytr, model.transform(Xte), yte)
     return out, robust, bp, Btr, ytr
 
@@ -209,6 +212,7 @@ def ablation(seed, templates):
         Bte = bp.transform(Xte)
         start = time.perf_counter()
         model = AffinityVAE(
+            n_threads=None,  # torch.set_num_threads above decides
             affinity=matrix,
             missing_wedge=(-60, 60),
             random_state=seed,

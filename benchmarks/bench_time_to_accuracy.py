@@ -73,6 +73,7 @@ def run(
     # one epoch per call (warm start keeps weights and Adam state)
     params = dict(ours_params)
     ours = AffinityVAE(
+        n_threads=None,  # torch.set_num_threads above decides
         affinity=A,
         warm_start=True,
         validation_fraction=0.0,
@@ -82,7 +83,10 @@ def run(
     base = ReferenceTrainer(Xtr, codes, A.to_numpy(), baseline_batch, seed=seed)
     # warm both up on a few samples (one-off oneDNN primitive creation)
     warm = AffinityVAE(
-        affinity=A, validation_fraction=0.0, **{**params, "max_epochs": 1}
+        n_threads=None,  # torch.set_num_threads above decides
+        affinity=A,
+        validation_fraction=0.0,
+        **{**params, "max_epochs": 1},
     )
     warm.fit(Xtr[:64], ytr[:64])
     ReferenceTrainer(Xtr[:64], codes[:64], A.to_numpy(), baseline_batch).epoch()

@@ -90,6 +90,7 @@ def main(argv=None):
     results, models = [], {}
     for gamma in (0.0, args.gamma):
         model = AffinityVAE(
+            n_threads=None,  # torch.set_num_threads above decides
             latent_dims=args.latent_dims,
             pose_dims=1,
             beta=args.beta,

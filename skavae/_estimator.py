@@ -159,10 +159,18 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         units of the data. Outputs of ``inverse_transform`` are in input units.
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when available, otherwise the CPU.
-    n_threads : int or None, default=None
-        Torch CPU threads during fit/transform (None leaves torch's setting,
-        which inside joblib workers is already limited to avoid
-        oversubscription).
+    n_threads : int or None, default=1
+        Torch CPU threads during fit/transform; None leaves torch's setting
+        (one thread per core by default; inside joblib and Dask workers
+        already limited to the worker's share). One is the default because it
+        is the policy that never loses badly: measured on 2 cores
+        (``benchmarks/bench_threads.py``), 2 epochs on 900 images of 28² took
+        1.5-5.6 s with one thread and 4.0-46 s with torch's default while other
+        jobs ran, 2.2-3.5 s against 6.7-32 s beside two busy processes;
+        with the cores to itself, two threads train this small network
+        1.2-1.4 times faster (``benchmarks/bench_training.py``). Pass None (or
+        the core count) on a machine of your own. One thread also gives the
+        same model for one seed on any machine.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, the validation split and the
         reparametrisation noise. Two fits with the same int seed give identical
@@ -344,7 +352,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         input_shape=None,
         standardize=True,
         device="auto",
-        n_threads=None,
+        n_threads=1,
         random_state=None,
         verbose=0,
         warm_start=False,

@@ -341,6 +341,27 @@ def test_n_threads_is_restored():
     assert torch.get_num_threads() == before
 
 
+def test_one_thread_by_default_none_keeps_torchs_count():
+    """The measured default (benchmarks/bench_threads.py): one torch thread."""
+    seen = []
+
+    def metric(a, b=None):
+        seen.append(torch.get_num_threads())
+        b = a if b is None else b
+        return np.ones((len(a), len(b)))
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        AffinityVAE(**FAST, affinity=metric).fit(X2D)
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        AffinityVAE(**FAST, affinity=metric, n_threads=None).fit(X2D)
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_model_fitted_on_cuda_loads_on_cpu(monkeypatch):
     m = AffinityVAE(**FAST, device="auto").fit(X2D)
