@@ -49,6 +49,11 @@ def model(tomos):
     return path
 
 
+def _star(path):
+    """The particles block of a STAR file (skavae writes an optics block too)."""
+    return starfile.read(path, always_dict=True)["particles"]
+
+
 def _error(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err, "no error message"
@@ -72,7 +77,7 @@ def test_simulate_tomogram_writes_tomograms_and_ground_truth(tomos):
     with mrcfile.open(out / "tomo_001.mrc", permissive=False) as mrc:
         assert mrc.data.shape == (64, 128, 128)
         assert float(mrc.voxel_size.x) == pytest.approx(10.0)
-    truth = starfile.read(out / "tomo_000.star")
+    truth = _star(out / "tomo_000.star")
     assert len(truth) == 30
     for column in (
         "rlnTomoName",
@@ -83,11 +88,15 @@ def test_simulate_tomogram_writes_tomograms_and_ground_truth(tomos):
         "rlnClassNumber",
         "skavaeClassName",
         "skavaeTiltMin",
-        "rlnTomoTiltSeriesPixelSize",
+        "rlnOpticsGroup",
     ):
         assert column in truth.columns
+    optics = starfile.read(out / "tomo_000.star", always_dict=True)["optics"]
+    assert optics["rlnTomoTiltSeriesPixelSize"].tolist() == [10.0]
+    assert optics["rlnImagePixelSize"].tolist() == [10.0]
+    assert truth["rlnOpticsGroup"].eq(1).all()
     assert set(truth["rlnTomoName"]) == {"tomo_000"}
-    assert len(starfile.read(out / "particles.star")) == 60
+    assert len(_star(out / "particles.star")) == 60
     _, labels = load_mrc_folder(out / "templates")
     assert len(labels) == 6
 
@@ -109,11 +118,11 @@ def test_extract_to_a_folder(tomos, tmp_path):
     )
     assert code == 0
     X, y, info = load_mrc_folder(dest, return_info=True)
-    truth = starfile.read(out / "tomo_000.star")
+    truth = _star(out / "tomo_000.star")
     assert X.shape == (30, 32, 32, 32)
     assert sorted(y.tolist()) == sorted(truth["skavaeClassName"].tolist())
     assert (info["voxel_size_x"] == 10.0).all()
-    written = starfile.read(dest / "particles.star")
+    written = _star(dest / "particles.star")
     assert sorted(written["skavaeSubtomogram"]) == sorted(
         os.path.basename(p) for p in info["path"]
     )
@@ -150,10 +159,10 @@ def test_extract_refuses_a_full_folder_and_overwrite_leaves_no_stale_file(
     assert sorted(p.name for p in dest.iterdir()) == first
     # --overwrite with 5 of the rows: only their files remain
     few = tmp_path / "few.star"
-    _write_star(few, starfile.read(out / "tomo_000.star").iloc[:5])
+    _write_star(few, _star(out / "tomo_000.star").iloc[:5])
     assert _extract(out, few, dest, "--overwrite") == 0
     names = sorted(p.name for p in dest.iterdir())
-    written = starfile.read(dest / "particles.star")
+    written = _star(dest / "particles.star")
     assert len(written) == 5
     assert names == sorted([*written["skavaeSubtomogram"], "particles.star"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -177,7 +186,7 @@ def relion_list(tomos):
     """tomo_000.star as RELION writes it: no skavaeTiltMin/Max columns."""
     root, out = tomos
     path = root / "relion.star"
-    truth = starfile.read(out / "tomo_000.star")
+    truth = _star(out / "tomo_000.star")
     _write_star(path, truth.drop(columns=["skavaeTiltMin", "skavaeTiltMax"]))
     return path
 
@@ -222,7 +231,7 @@ def test_extract_tilt_range_replaces_the_columns(tomos, tmp_path, capsys):
     _, out = tomos
     dest = tmp_path / "ex"
     assert _extract(out, out / "tomo_000.star", dest, "--tilt-range", "-50", "55") == 0
-    written = starfile.read(dest / "particles.star")
+    written = _star(dest / "particles.star")
     assert written["skavaeTiltMin"].eq(-50.0).all()
     assert written["skavaeTiltMax"].eq(55.0).all()
     capsys.readouterr()
@@ -247,7 +256,7 @@ def test_extract_target_pixel_size(tomos, tmp_path):
     stack = extract_subtomograms(
         out / "tomo_000.mrc", out / "tomo_000.star", box=8, target_pixel_size=20.0
     )
-    first = starfile.read(dest / "particles.star")["skavaeSubtomogram"].iloc[0]
+    first = _star(dest / "particles.star")["skavaeSubtomogram"].iloc[0]
     np.testing.assert_allclose(
         X[list(info["path"]).index(str(dest / first))], stack[0], rtol=1e-6
     )
@@ -260,10 +269,10 @@ def test_extract_label_column(tomos, tmp_path, capsys):
         _extract(out, out / "tomo_000.star", dest, "--label-column", "rlnClassNumber")
         == 0
     )
-    truth = starfile.read(out / "tomo_000.star")
+    truth = _star(out / "tomo_000.star")
     _, y = load_mrc_folder(dest)
     assert sorted(y.tolist()) == sorted(truth["rlnClassNumber"].astype(str).tolist())
-    written = starfile.read(dest / "particles.star")
+    written = _star(dest / "particles.star")
     assert [n.split("_")[0] for n in written["skavaeSubtomogram"]] == truth[
         "rlnClassNumber"
     ].astype(str).tolist()
@@ -304,8 +313,8 @@ def test_fit_and_evaluate_particles_end_to_end(tomos, model, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "Hard KNN (k=5) accuracy on held-out seen classes" in printed
-    result = starfile.read(star)
-    truth = starfile.read(out / "tomo_001.star")
+    result = _star(star)
+    truth = _star(out / "tomo_001.star")
     assert len(result) == len(truth) == 30
     # the input's columns are untouched; the truth is kept next to the result
     for column in ("rlnCoordinateX", "rlnAngleRot", "skavaeTiltMin"):
@@ -355,7 +364,7 @@ def test_evaluate_particles_into_a_folder(tomos, model, tmp_path):
 def test_evaluate_unlabelled_coordinates_from_a_csv(tomos, model, tmp_path):
     """A plain coordinate table without classes still gets classified."""
     _, out = tomos
-    truth = starfile.read(out / "tomo_001.star")
+    truth = _star(out / "tomo_001.star")
     csv = tmp_path / "picks.csv"
     pd.DataFrame(
         {
@@ -371,7 +380,7 @@ def test_evaluate_unlabelled_coordinates_from_a_csv(tomos, model, tmp_path):
          str(out / "tomo_001.mrc"), "--out", str(star), "-q"]
     )  # fmt: skip
     assert code == 0
-    result = starfile.read(star)
+    result = _star(star)
     assert len(result) == len(truth)
     np.testing.assert_allclose(result["rlnCoordinateX"], truth["rlnCoordinateX"])
     np.testing.assert_allclose(
@@ -391,7 +400,7 @@ def bad_lists(tomos):
     root, out = tomos
     folder = root / "bad"
     folder.mkdir()
-    good = starfile.read(out / "tomo_000.star")
+    good = _star(out / "tomo_000.star")
     lists = {}
     lists["no_coordinates"] = _write_star(
         folder / "nocoords.star",
@@ -608,7 +617,7 @@ def test_end_to_end_default_tomograms(tmp_path, capsys):
         ]
     )
     assert code == 0
-    result = starfile.read(star)
+    result = _star(star)
     accuracy = float(
         (result["skavaeClassName"] == result["skavaeInputClassName"]).mean()
     )

@@ -211,6 +211,46 @@ def test_target_pixel_size_pads_drops_and_needs_a_pixel_size(tmp_path):
     np.testing.assert_array_equal(same[:], extract_subtomograms(path, p, box=8)[:])
 
 
+def test_written_coordinate_lists_get_relion4_optics(two_tomograms, tmp_path):
+    from skavae.io import read_particles, write_particles
+
+    folder, _, particles = two_tomograms
+    with mrcfile.open(folder / "TS_02_bin4.rec", mode="r+") as mrc:
+        mrc.voxel_size = 20.0  # the second tomogram at another pixel size
+    csv = tmp_path / "picks.csv"
+    particles.to_csv(csv, index=False)
+    stack = extract_subtomograms(folder, read_particles(csv, binning=2), box=4)
+    out = tmp_path / "out.star"
+    write_particles(out, stack.particles, predictions=stack.labels())
+    blocks = starfile.read(out, always_dict=True)
+    assert list(blocks) == ["optics", "particles"]
+    optics, rows = blocks["optics"], blocks["particles"]
+    assert optics["rlnOpticsGroup"].tolist() == [1, 2]
+    assert optics["rlnOpticsGroupName"].tolist() == ["opticsGroup1", "opticsGroup2"]
+    assert optics["rlnImagePixelSize"].tolist() == [10.0, 20.0]
+    assert optics["rlnTomoTiltSeriesPixelSize"].tolist() == [5.0, 10.0]  # bin 2
+    assert optics["rlnTomoSubtomogramBinning"].tolist() == [2.0, 2.0]
+    expected = np.where(particles["tomo_name"] == "TS_02", 2, 1)
+    np.testing.assert_array_equal(rows["rlnOpticsGroup"], expected)
+    assert "skavaeTiltMin" not in rows  # unknown tilts: no NaN column to refuse
+    back = read_particles(out, binning=2)  # and it reads back
+    np.testing.assert_allclose(back["pixel_size"], np.where(expected == 2, 20, 10))
+    xyz = particles[["x", "y", "z"]] / 2  # in tomogram pixels
+    np.testing.assert_allclose(back[["x", "y", "z"]], xyz, atol=1e-5)
+    # a split file lists only its own groups; a STAR input keeps its blocks
+    split = write_particles(tmp_path / "s.star", back, split_by_class=True)
+    assert len(split) == 3
+    again = tmp_path / "again.star"
+    write_particles(again, back, predictions=back["class_name"])
+    pd.testing.assert_frame_equal(
+        starfile.read(again, always_dict=True)["optics"], optics
+    )
+    # without a pixel size there is no optics group to write
+    unknown = particles.assign(tomo_name=None).iloc[:3]
+    write_particles(tmp_path / "u.star", unknown)
+    assert list(starfile.read(tmp_path / "u.star", always_dict=True)) == ["particles"]
+
+
 def test_star_path_and_relion5_centred_coordinates(tmp_path):
     tomo = _tomogram(tmp_path / "TS_01.mrc", shape=(20, 32, 40), voxel=5.4)
     star = tmp_path / "p.star"

@@ -40,15 +40,12 @@ def _base_columns(particles):
         out["rlnClassNumber"] = particles["class"].to_numpy()
     if "class_name" in particles.columns:
         out["skavaeClassName"] = particles["class_name"].astype(str).to_numpy()
-    for key, column in (("tilt_min", "skavaeTiltMin"), ("tilt_max", "skavaeTiltMax")):
-        if key in particles.columns:
-            out[column] = particles[key].to_numpy(float)
+    if {"tilt_min", "tilt_max"} <= set(particles.columns):
+        tilts = particles[["tilt_min", "tilt_max"]].to_numpy(float)
+        if np.isfinite(tilts).all():  # unknown ones (NaN) would not read back
+            out["skavaeTiltMin"], out["skavaeTiltMax"] = tilts.T
     if "defocus_um" in particles.columns:
         out["rlnDefocusU"] = particles["defocus_um"].to_numpy(float) * 1e4  # Å
-    if "pixel_size" in particles.columns:
-        ps = particles["pixel_size"].to_numpy(float) / binning
-        if np.isfinite(ps).all():  # the coordinates' pixel size, as RELION 4
-            out["rlnTomoTiltSeriesPixelSize"] = ps
     skip = set(NORMALISED) | {"tomogram"}
     for column in particles.columns:
         if column in skip or column in out.columns:
@@ -56,6 +53,36 @@ def _base_columns(particles):
         name = re.sub(r"\s+", "_", str(column))
         out[name] = particles[column].to_numpy()
     return out, None
+
+
+def _optics(particles, out):
+    """RELION 4's ``optics`` block for rows read from a list without one.
+
+    One optics group per pixel size: ``rlnTomoTiltSeriesPixelSize`` (Å per
+    coordinate pixel) and ``rlnImagePixelSize`` (Å per tomogram pixel, the
+    subtomograms') with ``rlnTomoSubtomogramBinning`` (their ratio); the rows
+    get ``rlnOpticsGroup``. None, leaving ``out`` as it is, when a pixel size
+    is unknown (an optics group needs one) or the rows already name groups.
+    """
+    if "pixel_size" not in particles.columns or "rlnOpticsGroup" in out.columns:
+        return None
+    image = particles["pixel_size"].to_numpy(float)
+    if not (len(image) and np.isfinite(image).all() and (image > 0).all()):
+        return None
+    binning = float(particles.attrs.get("skavae_binning", 1.0))
+    sizes, group = np.unique(np.round(image, 6), return_inverse=True)
+    out["rlnOpticsGroup"] = group.astype(np.int64) + 1
+    numbers = np.arange(1, len(sizes) + 1)
+    return pd.DataFrame(
+        {
+            "rlnOpticsGroup": numbers,
+            "rlnOpticsGroupName": [f"opticsGroup{k}" for k in numbers],
+            "rlnTomoTiltSeriesPixelSize": sizes / binning,
+            "rlnTomoSubtomogramBinning": np.full(len(sizes), binning),
+            "rlnImagePixelSize": sizes,
+            "rlnImageDimensionality": np.full(len(sizes), 3, dtype=np.int64),
+        }
+    )
 
 
 def _per_row(values, n, name):
@@ -88,7 +115,12 @@ def write_particles(
     The rows are written with the columns they were read with (STAR input:
     unchanged, other blocks such as ``optics`` too; other inputs: RELION
     columns ``rlnTomoName``, ``rlnCoordinateX/Y/Z`` (tomogram pixels times the
-    binning they were read with), ``rlnAngleRot/Tilt/Psi``), followed by
+    binning they were read with), ``rlnAngleRot/Tilt/Psi`` and, when every
+    row's pixel size is known, RELION 4's ``optics`` block: one group per
+    pixel size with ``rlnOpticsGroupName``, ``rlnTomoTiltSeriesPixelSize`` (of
+    the coordinates), ``rlnImagePixelSize`` (of the tomogram),
+    ``rlnTomoSubtomogramBinning`` and ``rlnImageDimensionality`` 3, the rows
+    naming theirs in ``rlnOpticsGroup``), followed by
 
     ``rlnClassNumber``
         The predicted class, 1-based: ``1 + classes.index(prediction)``. An
@@ -198,6 +230,7 @@ def write_particles(
     n = len(particles)
     out, star = _base_columns(particles)
     out = out.reset_index(drop=True)
+    optics = None if star else _optics(particles, out)
     labels = None
     if predictions is not None:
         labels = np.asarray([str(v) for v in _per_row(predictions, n, "predictions")])
@@ -267,7 +300,7 @@ def write_particles(
         raise ValueError(f"{path}: the folder {folder} does not exist.")
     written = []
     for target, mask in targets:
-        blocks = _blocks(out[mask].reset_index(drop=True), star)
+        blocks = _blocks(out[mask].reset_index(drop=True), star, optics)
         with atomic_path(target, suffix=".star") as tmp:
             starfile.write(blocks, tmp)
         written.append(target)
@@ -291,9 +324,14 @@ def class_order(known, labels):
     return order + sorted({str(v) for v in labels} - set(order))
 
 
-def _blocks(frame, star):
+def _blocks(frame, star, optics=None):
+    """The blocks of a file: the source's, ``optics`` and ``particles``, or
+    the particles alone."""
     if not star:
-        return {"particles": frame}
+        if optics is None:
+            return {"particles": frame}
+        used = optics["rlnOpticsGroup"].isin(frame["rlnOpticsGroup"])
+        return {"optics": optics[used].reset_index(drop=True), "particles": frame}
     stored = {name: (kind, payload) for name, kind, payload in star["blocks"]}
     blocks = {}
     for name in star["order"]:
