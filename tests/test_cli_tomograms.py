@@ -627,3 +627,17 @@ def test_end_to_end_default_tomograms(tmp_path, capsys):
             f"on {len(result)} particles of a held-out tomogram (chance 1/6)"
         )
     assert accuracy > 0.5
+
+
+def test_simulate_tomogram_with_distractors(tmp_path, capsys):
+    out = tmp_path / "d"
+    args = ["simulate", "tomogram", str(out), "--shape", "48,96,96", "-q",
+            "--n-particles", "6", "--fiducials", "2", "--vesicles", "1"]  # fmt: skip
+    assert main(args) == 0
+    assert len(_star(out / "tomo_000.star")) == 6  # beads and vesicles are no rows
+    assert (
+        "2 gold beads of 100 Å, 1 membrane vesicles" in (out / "README.txt").read_text()
+    )
+    bad = ["simulate", "tetraminos", str(tmp_path / "t"), "--fiducials", "1"]
+    assert main(bad) == 2
+    assert "--fiducials applies to `simulate tomogram` only" in _error(capsys)

@@ -56,6 +56,36 @@ def test_snr_of_the_subtomograms():
     assert p.attrs["skavae_signal_var"] / noise.var() == pytest.approx(0.25, rel=0.02)
 
 
+def test_fiducials_and_vesicles_are_distractors_not_particles():
+    options = dict(shape=(64, 160, 160), n_particles=20, snr=None, random_state=1,
+                   return_templates=True)  # fmt: skip
+    _, plain, _, bare = make_tomogram(**options)
+    _, p, _, clean = make_tomogram(fiducials=4, vesicles=2, **options)
+    assert len(p) == 20 and p.attrs["skavae_distractors"] == {
+        "fiducials": 4,
+        "vesicles": 2,
+    }
+    # the molecules are rendered as without distractors, only moved: same
+    # total density, and every molecule is still clear of the others
+    extra = clean - bare
+    assert extra.sum() > 0.5 * bare.sum()
+    # four gold beads: blobs 10x as dense as the molecules' highest density
+    beads, n = ndimage.label(clean > 2 * bare.max())
+    assert n == 4
+    sizes = ndimage.sum_labels(np.ones_like(clean), beads, range(1, n + 1))
+    volume = 4 / 3 * np.pi * 5.0**3  # 100 Å beads of 10 Å voxels
+    assert np.all((sizes > 0.5 * volume) & (sizes < 1.6 * volume)), sizes
+    # no molecule sits on a bead
+    xyz = np.rint(p[["z", "y", "x"]].to_numpy()).astype(int)
+    assert not beads[tuple(xyz.T)].any()
+    # 0 of each is the plain tomogram, draw for draw
+    _, same, _, again = make_tomogram(fiducials=0, vesicles=0, **options)
+    np.testing.assert_array_equal(again, bare)
+    assert same.equals(plain)
+    with pytest.raises(ValueError, match="fiducials"):
+        make_tomogram((32, 64, 64), fiducials=-1)
+
+
 def test_bad_parameters():
     with pytest.raises(ValueError, match="only .* of 400 molecules fit"):
         make_tomogram((32, 64, 64), n_particles=400, random_state=0)

@@ -6,6 +6,7 @@ import os
 import time
 
 from skavae._cli._args import (
+    non_negative_int,
     positive_float,
     positive_int,
     seed,
@@ -121,6 +122,20 @@ def add_arguments(p):
         help="tilt range in degrees (default -60 60)",
     )
     t.add_argument("--no-ctf", action="store_true", default=None, help="no CTF")
+    t.add_argument(
+        "--fiducials",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="gold beads (10 nm) per tomogram, as distractors (default 0)",
+    )
+    t.add_argument(
+        "--vesicles",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="membrane vesicles per tomogram, as distractors (default 0)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
@@ -238,6 +253,8 @@ _TOMOGRAM_DEFAULTS = {
     "snr": 0.5,
     "tilt_range": (-60.0, 60.0),
     "no_ctf": False,
+    "fiducials": 0,
+    "vesicles": 0,
 }
 
 

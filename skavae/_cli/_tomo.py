@@ -276,6 +276,8 @@ def simulate_tomogram(args):
                     snr=args.snr,
                     box=box,
                     name=name,
+                    fiducials=args.fiducials,
+                    vesicles=args.vesicles,
                     return_templates=True,
                     random_state=args.seed + k,
                 )
@@ -321,6 +323,8 @@ def _readme(args, shape, voxel, box, labels, names):
         f"tilt range: {args.tilt_range[0]:g} to {args.tilt_range[1]:g} degrees; "
         f"CTF: {'no' if args.no_ctf else 'yes (one defocus per tomogram)'}; "
         f"SNR of {box}-voxel boxes: {args.snr}\n"
+        f"distractors per tomogram (not in the particle lists): "
+        f"{args.fiducials} gold beads of 100 Å, {args.vesicles} membrane vesicles\n"
         f"seeds: {args.seed} to {args.seed + len(names) - 1}\n\n"
         "<name>.star: the ground truth of <name>.mrc (rlnTomoName, "
         "rlnCoordinateX/Y/Z in voxels, RELION ZYZ angles rlnAngleRot/Tilt/Psi "

@@ -21,6 +21,21 @@ into the molecule in the tomogram is
 ``pixel_size``, ``tilt_min``, ``tilt_max``, ``defocus_um`` and
 ``radius_px`` (reach of the molecule in voxels).
 
+Distractors
+-----------
+``fiducials`` gold beads and ``vesicles`` membrane vesicles can be added as
+things a picker or classifier must not take for molecules. A bead is a solid
+ball (default 100 Å across, the usual 10 nm gold) of ten times the highest
+density of the rendered molecules; a vesicle is a spherical lipid bilayer,
+a shell 40 Å thick (two Gaussian leaflets of the molecules' highest
+density, 30 Å apart) of outer radius drawn uniformly in 150-300 Å (capped at
+a third of the tomogram's smallest side). Both are placed with the molecules
+by the same non-overlapping random addition (the vesicles first, then the
+beads, then the molecules; molecules never sit inside a vesicle), blurred
+to the map resolution, and go through the same CTF, wedge and noise. They
+are not particles: ``particles`` lists only the molecules, and
+``particles.attrs["skavae_distractors"]`` counts them.
+
 SNR
 ---
 ``snr`` is the mean variance of the noise-free ``box``-voxel boxes centred on
@@ -174,6 +189,9 @@ def make_tomogram(
     noise="white",
     box=32,
     name="tomo",
+    fiducials=0,
+    vesicles=0,
+    fiducial_diameter=100.0,
     return_templates=False,
     random_state=None,
 ):
@@ -211,6 +229,13 @@ def make_tomogram(
         Box of the SNR definition and of the templates.
     name : str, default="tomo"
         The ``tomo_name`` of the particles.
+    fiducials : int, default=0
+        Gold beads added as distractors (see :mod:`skavae.datasets._tomogram`,
+        "Distractors"); not particles.
+    vesicles : int, default=0
+        Membrane vesicles added as distractors; not particles.
+    fiducial_diameter : float, default=100.0
+        Diameter of a gold bead in Å.
     return_templates : bool, default=False
         Also return the clean templates (``box``-voxel maps of each structure
         unrotated, centred on voxel ``box // 2``) and the noise-free tomogram.
@@ -279,6 +304,11 @@ def make_tomogram(
         snr = check_real(snr, "snr", low=0.0, low_inclusive=False)
     pairs = _structures(structures)
     rng = check_seed(random_state)
+    fiducials = check_int(fiducials, "fiducials", low=0)
+    vesicles = check_int(vesicles, "vesicles", low=0)
+    fiducial_diameter = check_real(
+        fiducial_diameter, "fiducial_diameter", low=0.0, low_inclusive=False
+    )
 
     sigma_vox = _SIGMA_FACTOR * resolution / voxel_size
     atoms, radii = [], []
@@ -292,7 +322,10 @@ def make_tomogram(
     labels = [label for label, _ in pairs]
     number = np.argsort(np.argsort(labels)) + 1  # 1-based, sorted label order
     cls = rng.permutation(np.arange(n_particles) % len(pairs))
-    centres = _place(radii[cls], shape, gap, rng)
+    extra = _distractor_radii(fiducials, vesicles, fiducial_diameter, shape,
+                              voxel_size, sigma_vox, rng)  # fmt: skip
+    centres = _place(np.concatenate([extra, radii[cls]]), shape, gap, rng)
+    others, centres = centres[: len(extra)], centres[len(extra) :]
     rotations = Rotation.random(n_particles, random_state=rng).as_matrix()
 
     clean = np.zeros(shape, dtype=np.float32)
@@ -301,6 +334,8 @@ def make_tomogram(
         if len(members):
             _render(atoms[k], rotations[members], centres[members], shape,
                     voxel_size, sigma_vox, clean)  # fmt: skip
+    if len(extra):
+        _render_distractors(clean, others, extra, vesicles, sigma_vox, voxel_size)
 
     tomogram, defocus = _forward(clean, wedge, ctf, voxel_size, rng)
     from skavae.io._extract import gather_boxes
@@ -346,6 +381,7 @@ def make_tomogram(
         "skavae_snr": snr,
         "skavae_signal_var": signal_var,
         "skavae_noise_sd": float(noise_sd),
+        "skavae_distractors": {"fiducials": fiducials, "vesicles": vesicles},
     }
     tomogram = np.ascontiguousarray(tomogram, dtype=np.float32)
     if not return_templates:
@@ -355,6 +391,50 @@ def make_tomogram(
         for label, a in zip(labels, atoms)
     }
     return tomogram, particles, templates, clean
+
+
+#: A lipid bilayer: two leaflets (head groups) this far apart, Å, and the
+#: thickness of the whole membrane
+_LEAFLET_SEPARATION = 30.0
+_MEMBRANE_THICKNESS = 40.0
+_GOLD_CONTRAST = 10.0  # bead density over the molecules' highest density
+
+
+def _distractor_radii(fiducials, vesicles, diameter, shape, voxel_size, sigma, rng):
+    """Reach (voxels) of the vesicles (drawn) then the beads, for ``_place``."""
+    if not (fiducials or vesicles):
+        return np.empty(0)  # no draw: the same tomogram as without the options
+    top = min(300.0, min(shape) * voxel_size / 3)
+    outer = rng.uniform(min(150.0, top), top, size=vesicles) / voxel_size
+    bead = np.full(fiducials, diameter / 2 / voxel_size)
+    return np.concatenate([outer, bead]) + 2 * sigma
+
+
+def _render_distractors(clean, centres, reach, n_vesicles, sigma, voxel_size):
+    """Add vesicles (first ``n_vesicles``) and gold beads into ``clean``."""
+    peak = float(clean.max()) if clean.size and clean.max() > 0 else 1.0
+    shape = np.asarray(clean.shape)
+    half_gap = _LEAFLET_SEPARATION / 2 / voxel_size
+    leaflet = max(sigma, (_MEMBRANE_THICKNESS - _LEAFLET_SEPARATION) / 4 / voxel_size)
+    for k, (c, r) in enumerate(zip(centres, reach)):
+        lo = np.maximum(np.floor(c - r).astype(int) - 1, 0)
+        hi = np.minimum(np.ceil(c + r).astype(int) + 2, shape)
+        grid = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        d = np.sqrt(sum((g + 0.0 - ci) ** 2 for g, ci in zip(grid, c)))
+        inner = r - 2 * sigma  # reach = body + 2 sigma of blur
+        if k < n_vesicles:  # bilayer: two Gaussian leaflets about the mid-plane
+            mid = inner - _MEMBRANE_THICKNESS / 2 / voxel_size
+            value = sum(
+                np.exp(-0.5 * ((d - mid - s) / leaflet) ** 2)
+                for s in (-half_gap, half_gap)
+            )
+            value *= peak
+        else:  # a solid ball with a soft edge at the map resolution
+            from scipy.special import erfc
+
+            value = 0.5 * erfc((d - inner) / (np.sqrt(2) * max(sigma, 0.5)))
+            value *= _GOLD_CONTRAST * peak
+        clean[tuple(slice(a, b) for a, b in zip(lo, hi))] += value.astype(np.float32)
 
 
 def _filter(volume, wedge, ctf, voxel_size, defocus):
