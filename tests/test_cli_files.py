@@ -187,9 +187,10 @@ def test_fit_never_replaces_its_config_or_other_files(data, tmp_path, capsys):
     args = ["fit", str(data), "-c", str(config), "-o", str(model), "-q"]
     assert main(args) == 2
     assert "that is the --config file" in _err(capsys)
-    assert main([*args, "--overwrite"]) == 2  # never, even with --overwrite
     assert config.read_text().startswith("epochs = 1")
     assert not model.exists()
+    assert main([*args, "--overwrite"]) == 0  # asked: replaced by our settings
+    assert "epochs = 1  # config" in config.read_text()
     # an existing sidecar of another run is refused without --overwrite
     other = tmp_path / "r.skavae"
     (tmp_path / "r.latents.csv").write_text("keep me\n")

@@ -152,9 +152,9 @@ SIDECARS = ("toml", "history.csv", "affinity.csv", "latents.csv")
 
 
 def _check_sidecars(output, args, s):
-    """The files written next to the model overwrite no input and, without
-    ``--overwrite``, no existing file (``-c q.toml -o q.skavae`` once replaced
-    the user's settings file with ours)."""
+    """Without ``--overwrite``, the files written next to the model replace
+    no input and no existing file (``-c q.toml -o q.skavae`` once replaced
+    the user's settings file with ours, silently)."""
     from skavae._cli._tomo import same_file
 
     inputs = [
@@ -165,13 +165,16 @@ def _check_sidecars(output, args, s):
     ]
     for what in SIDECARS:
         path = sidecar(output, what)
+        if args.overwrite:
+            continue  # replaced as asked (rerunning from m.toml rewrites it)
         for name, given in inputs:
             if given is not None and same_file(path, given):
                 raise UsageError(
                     f"-o {output!r} would write {path!r} next to the model, but "
-                    f"that is the {name} file; give another model name."
+                    f"that is the {name} file; give another model name (or pass "
+                    "--overwrite to replace it with this run's)."
                 )
-        if os.path.exists(path) and not args.overwrite:
+        if os.path.exists(path):
             raise CLIError(
                 f"{path!r} (written next to the model) already exists; pass "
                 "--overwrite to replace it."
