@@ -577,7 +577,7 @@ def test_extract_help_has_examples(capsys):
 def test_end_to_end_default_tomograms(tmp_path, capsys):
     """Two default tomograms (128 x 256 x 256 at 10 Å, 100 molecules each) to
     train, a third to classify: seen-class accuracy against ground truth
-    (measured 0.75 on 100 particles, chance 1/6; about 2 minutes on 2 busy
+    (measured 0.78 on 100 particles, chance 1/6; about 2 minutes on 2 busy
     CPU cores)."""
     train, test = tmp_path / "train", tmp_path / "test"
     assert main(["simulate", "tomogram", str(train), "--n-tomograms", "2", "-q"]) == 0
