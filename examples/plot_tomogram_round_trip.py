@@ -24,11 +24,11 @@ fit --particles`` and ``skavae evaluate --particles`` (see the user guide,
 # %%
 # Three tomograms with ground truth
 # ---------------------------------
-# 64 × 192 × 192 voxels of 10 Å, 60 molecules each, tilt ±60°, one CTF per
-# tomogram (defocus drawn in 2-5 µm, phase-flipped) and noise at SNR 0.5 on
-# 32-voxel boxes. Two train, the third is held out. (The slow test
-# ``test_end_to_end_default_tomograms`` runs 128 × 256 × 256 voxels with 100
-# molecules each, 40 epochs.)
+# 128 × 256 × 256 voxels of 10 Å (the defaults), 100 molecules each, tilt
+# ±60°, one CTF per tomogram (defocus drawn in 2-5 µm, phase-flipped) and
+# noise at SNR 0.5 on 32-voxel boxes. Two train, the third is held out: the
+# setting of the slow test ``test_end_to_end_default_tomograms``, which runs
+# the same round trip through the command line.
 import os
 import tempfile
 import time
@@ -53,8 +53,8 @@ tomograms, lists = {}, []
 for seed in range(3):
     name = f"tomo_{seed:03d}"
     out = make_tomogram(
-        (64, 192, 192),
-        n_particles=60,
+        (128, 256, 256),
+        n_particles=100,
         name=name,
         random_state=seed,
         return_templates=seed == 0,
