@@ -156,6 +156,21 @@ def _check_lazy(estimator, X, y, *, reset):
     return X, y
 
 
+def _check_missing_labels(y):
+    """Missing labels (NaN, None) name their first row (numpy only says NaN)."""
+    import pandas as pd
+
+    labels = np.asarray(y, dtype=object)
+    if labels.ndim == 1 and len(labels):
+        missing = pd.isna(labels)
+        if missing.any():
+            raise ValueError(
+                f"y holds missing labels (NaN or None), first at row "
+                f"{int(np.argmax(missing))} ({int(missing.sum())} in all); every "
+                "object needs a class, or fit without y."
+            )
+
+
 def _stack_object_array(X):
     """A 1-D object array (or a list) of arrays as one stack.
 
@@ -208,6 +223,8 @@ def check_X(estimator, X, y=None, *, reset, values=True):
     -------
     X, y, spatial_shape
     """
+    if y is not None:
+        _check_missing_labels(y)
     if not reset:
         _check_fitted_shape(
             getattr(X, "shape", None),

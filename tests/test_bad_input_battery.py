@@ -438,6 +438,9 @@ case(
 case("fit-bool-labels", raises("y holds booleans, which pandas reads as a mask"))(
     lambda c: fit(X, BOOLS, affinity=MeanDifference())
 )
+case(
+    "fit-nan-labels", raises(r"y holds missing labels .* first at row 3 \(1 in all\)")
+)(lambda c: fit(X, np.where(np.arange(len(X)) == 3, None, Y.astype(object))))
 case("fit-bool-labels-frame", raises("y holds booleans"))(
     lambda c: fit(
         X,
