@@ -35,7 +35,7 @@ seen templates.
 
 Run: python benchmarks/bench_realistic.py [--seeds 0 1 2] [--rows target|all]
      [--skip default,beta]
-     python benchmarks/bench_realistic.py --ablation [--seeds 0]
+     python benchmarks/bench_realistic.py --ablation [--seeds 0] [--variants 4 5 6]
 Each fit is timed (wall seconds on this machine, for the <= 10 minutes budget).
 """
 
@@ -199,12 +199,16 @@ ABLATION = [
 ]
 
 
-def ablation(seed, templates):
-    """Hard-KNN (plain and TTA) of each ABLATION variant on the target row."""
+def ablation(seed, templates, only=None):
+    """Hard-KNN (plain and TTA) of each ABLATION variant on the target row.
+
+    ``only``: indices into ABLATION to run (all when None).
+    """
     X, y, _, _ = data(0.1, True, True, seed, N_TRAIN + N_TEST, PROTEIN_IDS)
     Xtr, Xte, ytr, yte = X[:N_TRAIN], X[N_TRAIN:], y[:N_TRAIN], y[N_TRAIN:]
     rows = []
-    for name, lowpass, changes, cut in ABLATION:
+    variants = ABLATION if only is None else [ABLATION[i] for i in only]
+    for name, lowpass, changes, cut in variants:
         metric = FSCAffinity(voxel_size=VOXEL, resolution=cut or MATRIX_RESOLUTION)
         matrix = class_affinity_matrix(metric=metric, templates=templates)
         bp = BandPassFilter(voxel_size=VOXEL, lowpass=lowpass, normalize=False)
@@ -242,12 +246,19 @@ def main():
         action="store_true",
         help="the recipe with one ingredient changed at a time, first seed only",
     )
+    parser.add_argument(
+        "--variants",
+        type=int,
+        nargs="+",
+        default=None,
+        help="with --ablation: indices of the variants to run (default all)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     skip = set(filter(None, args.skip.split(",")))
     _, _, _, templates = data(None, False, False, 0, 12, PROTEIN_IDS)
     if args.ablation:
-        return ablation(args.seeds[0], templates)
+        return ablation(args.seeds[0], templates, args.variants)
     matrix = class_affinity_matrix(
         metric=FSCAffinity(voxel_size=VOXEL, resolution=MATRIX_RESOLUTION),
         templates=templates,

@@ -108,6 +108,19 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         convolution block.
     n_splats : int, default=32
         Number of Gaussians of the splat decoder.
+    upsampling : {"transpose", "transpose2", "nearest", "shuffle"}, \
+default="transpose"
+        How each stage of the conv decoder doubles the spatial size:
+        ``"transpose"``, a transposed convolution of kernel 4 and stride 2;
+        ``"transpose2"``, kernel 2 and stride 2 (each voxel paints one
+        2×2(×2) block: fewer operations, blockier output); ``"nearest"``,
+        nearest-neighbour upsampling then a kernel-3 convolution;
+        ``"shuffle"``, a kernel-3 convolution to ``2**ndim`` times the
+        channels at the lower resolution, then sub-pixel rearrangement (it
+        runs on the fast convolution kernels, at the cost of more operations
+        per sample). The measured steps per second and accuracy per second of
+        each are in ``benchmarks/README.md`` ("Decoder upsampling"). Ignored
+        by the splat decoder.
     max_epochs : int, default=30
         Epochs per call to ``fit``.
     batch_size : int, default=64
@@ -296,6 +309,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         "batch_norm": ["boolean"],
         "decoder": [StrOptions({"conv", "splat"})],
         "n_splats": [Count(1)],
+        "upsampling": [StrOptions({"transpose", "transpose2", "nearest", "shuffle"})],
         "max_epochs": [Count(1)],
         "batch_size": [Count(2)],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -335,6 +349,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         batch_norm=True,
         decoder="conv",
         n_splats=32,
+        upsampling="transpose",
         max_epochs=30,
         batch_size=64,
         learning_rate=1e-3,
@@ -370,6 +385,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         self.batch_norm = batch_norm
         self.decoder = decoder
         self.n_splats = n_splats
+        self.upsampling = upsampling
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -408,6 +424,7 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
                 batch_norm=self.batch_norm,
                 decoder=self.decoder,
                 n_splats=self.n_splats,
+                upsampling=self.upsampling,
             )
         if network.memory_format is not None:
             network = network.to(memory_format=network.memory_format)

@@ -33,12 +33,65 @@ def padded_shape(input_shape, depth):
     return tuple(int(math.ceil(s / m) * m) for s in input_shape)
 
 
-def _stage(conv, norm, c_in, c_out, batch_norm, transpose):
-    layers = [
-        conv(c_in, c_out, 4, stride=2, padding=1, bias=not batch_norm)
-        if transpose
-        else conv(c_in, c_out, 3, stride=2, padding=1, bias=not batch_norm)
-    ]
+def _down_stage(conv, norm, c_in, c_out, batch_norm):
+    """One encoder stage: kernel-3 stride-2 convolution, [batch norm], LeakyReLU."""
+    layers = [conv(c_in, c_out, 3, stride=2, padding=1, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(norm(c_out))
+    layers.append(nn.LeakyReLU(0.1))
+    return layers
+
+
+class PixelShuffle(nn.Module):
+    """Sub-pixel upsampling by 2 per axis in 1D, 2D or 3D.
+
+    ``(B, C * 2**ndim, *S)`` -> ``(B, C, *(2 * S))`` (torch's own
+    ``nn.PixelShuffle`` is 2D only).
+    """
+
+    def __init__(self, ndim):
+        super().__init__()
+        self.ndim = ndim
+
+    def forward(self, x):
+        b, c, *size = x.shape
+        n = self.ndim
+        x = x.reshape(b, c // 2**n, *([2] * n), *size)
+        # (b, c, r1..rn, s1..sn) -> (b, c, s1, r1, ..., sn, rn)
+        order = [0, 1] + [i for k in range(n) for i in (2 + n + k, 2 + k)]
+        x = x.permute(*order)
+        return x.reshape(b, c // 2**n, *(2 * s for s in size))
+
+
+def _up_stage(kind, ndim, c_in, c_out, batch_norm, last=False):
+    """One decoder stage that doubles the spatial size, by ``kind``.
+
+    ``"transpose"``: transposed convolution, kernel 4, stride 2 (the default);
+    ``"transpose2"``: kernel 2, stride 2 (each input voxel paints one 2**ndim
+    block); ``"nearest"``: nearest-neighbour upsampling then a kernel-3
+    convolution; ``"shuffle"``: a kernel-3 convolution to ``c_out * 2**ndim``
+    channels at the low resolution, then sub-pixel rearrangement.
+    """
+    conv, conv_t, norm = CONV[ndim], _CONV_T[ndim], _BATCH_NORM[ndim]
+    bias = last or not batch_norm
+    if kind == "transpose":
+        layers = [conv_t(c_in, c_out, 4, stride=2, padding=1, bias=bias)]
+    elif kind == "transpose2":
+        layers = [conv_t(c_in, c_out, 2, stride=2, bias=bias)]
+    elif kind == "nearest":
+        layers = [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv(c_in, c_out, 3, padding=1, bias=bias),
+        ]
+    elif kind == "shuffle":
+        layers = [
+            conv(c_in, c_out * 2**ndim, 3, padding=1, bias=bias),
+            PixelShuffle(ndim),
+        ]
+    else:
+        raise ValueError(f"Unknown upsampling {kind!r}.")
+    if last:
+        return layers
     if batch_norm:
         layers.append(norm(c_out))
     layers.append(nn.LeakyReLU(0.1))
@@ -68,6 +121,10 @@ class AffinityVAENetwork(nn.Module):
         (2D: ``pose_dims`` 1 or 3; 3D: 3 or 6).
     n_splats : int, default=32
         Number of Gaussians of the splat decoder.
+    upsampling : {"transpose", "transpose2", "nearest", "shuffle"}, \
+default="transpose"
+        How each stage of the conv decoder doubles the spatial size (see
+        :func:`_up_stage`).
     """
 
     def __init__(
@@ -79,6 +136,7 @@ class AffinityVAENetwork(nn.Module):
         batch_norm=True,
         decoder="conv",
         n_splats=32,
+        upsampling="transpose",
     ):
         super().__init__()
         ndim = len(input_shape)
@@ -91,14 +149,14 @@ class AffinityVAENetwork(nn.Module):
         depth = len(filters)
         self.padded_shape = padded_shape(self.input_shape, depth)
         self.bottom_shape = tuple(s // 2**depth for s in self.padded_shape)
-        conv, conv_t, norm = CONV[ndim], _CONV_T[ndim], _BATCH_NORM[ndim]
+        conv, norm = CONV[ndim], _BATCH_NORM[ndim]
         # channels-last activations run the oneDNN convolutions ~1.2-1.3x faster
         # on CPU (measured in benchmarks/bench_training.py) and suit GPUs too
         self.memory_format = _CHANNELS_LAST.get(ndim)
 
         enc, c_in = [], 1
         for c_out in filters:
-            enc += _stage(conv, norm, c_in, c_out, batch_norm, transpose=False)
+            enc += _down_stage(conv, norm, c_in, c_out, batch_norm)
             c_in = c_out
         self.encoder = nn.Sequential(*enc)
         flat = filters[-1] * math.prod(self.bottom_shape)
@@ -119,8 +177,8 @@ class AffinityVAENetwork(nn.Module):
         dec = []
         rev = filters[::-1]
         for c_in, c_out in zip(rev[:-1], rev[1:]):
-            dec += _stage(conv_t, norm, c_in, c_out, batch_norm, transpose=True)
-        dec.append(conv_t(rev[-1], 1, 4, stride=2, padding=1))
+            dec += _up_stage(upsampling, ndim, c_in, c_out, batch_norm)
+        dec += _up_stage(upsampling, ndim, rev[-1], 1, batch_norm, last=True)
         self.decoder = nn.Sequential(*dec)
         self._bottom_channels = filters[-1]
 

@@ -62,3 +62,50 @@ def test_sample_false_is_deterministic():
 def test_rejects_4d_objects():
     with pytest.raises(ValueError, match="1D, 2D or 3D"):
         AffinityVAENetwork((2, 2, 2, 2), 2, 1, (4,))
+
+
+def test_pixel_shuffle_matches_torch_in_2d_and_the_index_rule_in_1d_3d():
+    from skavae._network import PixelShuffle
+
+    x = torch.randn(2, 12, 3, 5)
+    assert torch.equal(PixelShuffle(2)(x), torch.nn.PixelShuffle(2)(x))
+    x = torch.randn(2, 16, 3, 4, 5)
+    out = PixelShuffle(3)(x)
+    assert out.shape == (2, 2, 6, 8, 10)
+    for c, i, j, k, a, b, d in [(1, 2, 3, 4, 1, 0, 1), (0, 0, 1, 2, 0, 1, 1)]:
+        channel = c * 8 + a * 4 + b * 2 + d
+        assert out[1, c, 2 * i + a, 2 * j + b, 2 * k + d] == x[1, channel, i, j, k]
+    x = torch.randn(3, 4, 7)
+    out = PixelShuffle(1)(x)
+    assert out.shape == (3, 2, 14)
+    assert out[2, 1, 2 * 5 + 1] == x[2, 1 * 2 + 1, 5]
+
+
+@pytest.mark.parametrize(
+    "upsampling", ["transpose", "transpose2", "nearest", "shuffle"]
+)
+@pytest.mark.parametrize("shape", [(5,), (13, 17), (9, 8, 11)])
+def test_every_upsampling_round_trips_any_shape(upsampling, shape):
+    torch.manual_seed(0)
+    net = AffinityVAENetwork(shape, 3, 1, (4, 8), upsampling=upsampling)
+    x = torch.randn(4, 1, *shape)
+    x_hat, *_ = net(x)
+    assert x_hat.shape == x.shape
+    x_hat.square().mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_default_upsampling_keeps_the_saved_layout():
+    """Model files written before ``upsampling`` existed load unchanged."""
+    net = AffinityVAENetwork((16, 16), 2, 1, (4, 8, 16))
+    keys = [k for k in net.state_dict() if k.startswith("decoder.")]
+    assert keys[:2] == ["decoder.0.weight", "decoder.1.weight"]
+    assert keys[-2:] == ["decoder.6.weight", "decoder.6.bias"]
+    assert isinstance(net.decoder[6], torch.nn.ConvTranspose2d)
+    assert net.decoder[6].kernel_size == (4, 4) and net.decoder[0].bias is None
+    assert len(net.decoder) == 7
+
+
+def test_unknown_upsampling_is_refused():
+    with pytest.raises(ValueError, match="upsampling"):
+        AffinityVAENetwork((8, 8), 2, 1, (4,), upsampling="bicubic")

@@ -42,6 +42,7 @@ CASES = {
     "no-pose": (dict(pose_dims=0), IMAGES, LABELS),
     "no-labels": (dict(affinity=MeanDifference(scale=1.0)), IMAGES, None),
     "volumes": (dict(filters=(4,), pose_dims=3), VOLUMES, None),
+    "shuffle-volumes": (dict(filters=(4,), upsampling="shuffle"), VOLUMES, None),
     "flat-frame": (
         dict(input_shape=(16, 16)),
         pd.DataFrame(IMAGES.reshape(24, -1)).add_prefix("px"),

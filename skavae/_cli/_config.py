@@ -117,6 +117,7 @@ ESTIMATOR_SETTINGS = {
     "patience": "n_iter_no_change",
     "decoder": "decoder",
     "n_splats": "n_splats",
+    "upsampling": "upsampling",
     "beta_schedule": "beta_schedule",
     "gamma_schedule": "gamma_schedule",
     "schedule_cycles": "schedule_cycles",
@@ -251,6 +252,10 @@ _HELP = {
         "pose_dims 1 or 3 in 2D, 3 or 6 in 3D)"
     ),
     "n_splats": "Gaussians of the splat decoder",
+    "upsampling": (
+        "how the conv decoder doubles the size: transpose (kernel 4), "
+        "transpose2 (kernel 2), nearest (+ convolution), shuffle (sub-pixel)"
+    ),
     "beta_schedule": (
         "annealing of beta per epoch (cyclical linear/cosine/sigmoid, ramp)"
     ),

@@ -349,6 +349,7 @@ def run(args):
         n_iter_no_change=s["patience"],
         decoder=s["decoder"],
         n_splats=s["n_splats"],
+        upsampling=s["upsampling"],
         beta_schedule=s["beta_schedule"],
         gamma_schedule=s["gamma_schedule"],
         schedule_cycles=s["schedule_cycles"],
