@@ -13,30 +13,38 @@ term, backward, Adam) of the default network (filters 8-16-32-64, batch norm,
 and 32³ volumes (batch 32); the options' steps are interleaved, median of
 ``--repeats``. The FLOPs of one step are counted with torch's
 FlopCounterMode and the achieved rate is reported as a share of the float32
-GEMM rate (2048² matmul) measured in the same run, with the same threads. Also
-the share of the step spent in the decoder's convolutions (torch profiler).
+GEMM rate (2048² matmul) measured in the same run, with the same threads.
+``transpose-native`` is the same network as ``transpose`` run by torch's own
+transposed-convolution kernel; ``transpose`` runs the same function (same
+weights) as a kernel-2 convolution and a sub-pixel shuffle, and its rate is
+counted in the FLOPs of the native function.
 
-Part 2, accuracy per second (``--accuracy``): rotated tetraminos 32³ (1600
-train / 400 held out, FSC class matrix), one fit per option of ``--epochs``
-epochs at the defaults, epochs interleaved across the options (warm start, one
+Part 2, accuracy per second (``--accuracy``): one fit per option of
+``--epochs`` epochs, epochs interleaved across the options (warm start, one
 epoch per call); after each epoch the held-out hard-KNN (k=5) accuracy; the
-clock is the process CPU time of the training calls at one thread. Reported:
-the best accuracy, the CPU seconds to reach ``--target`` and the ratio to the
-default's.
+clock is the process CPU time of the training calls at one thread. Data
+(``--data``): ``tetraminos``, rotated tetraminos 32³ (1600 train / 400 held
+out, FSC class matrix) at the defaults; ``realistic``, the protein set of
+``bench_realistic.py`` (SNR 0.1, ±60° wedge, CTF; 2400 / 600) with its
+recipe at a constant learning rate, as in ``bench_time_to_accuracy.py``.
+Reported: the best and final accuracy, CPU seconds per epoch, the CPU seconds
+to reach ``--target`` and how much sooner than the default.
 
 Run: python benchmarks/bench_decoder.py [--threads 1] [--repeats 7]
-     [--accuracy] [--epochs 20] [--seeds 0]
+     python benchmarks/bench_decoder.py --accuracy [--data realistic]
+     [--epochs 20] [--seeds 0] [--options transpose transpose2 shuffle]
 """
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
-from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from skavae import AffinityVAE
@@ -46,6 +54,9 @@ from skavae.affinity import FSCAffinity, class_affinity_matrix
 from skavae.datasets import make_tetraminos
 
 OPTIONS = ("transpose", "transpose2", "nearest", "shuffle")
+#: part 1 also times torch's own transposed convolution (the kernel "transpose"
+#: ran on before it was rewritten as a convolution and a sub-pixel shuffle)
+SPEED_OPTIONS = ("transpose-native", *OPTIONS)
 FILTERS = (8, 16, 32, 64)
 
 
@@ -78,21 +89,6 @@ def make_step(shape, batch, upsampling):
     return net, step
 
 
-def decoder_share(step):
-    """Share of the step's CPU time in convolution ops of any kind."""
-    step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        step()
-    events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    conv = sum(
-        e.self_cpu_time_total
-        for e in events
-        if "convolution" in e.key or "conv" in e.key.split("::")[-1]
-    )
-    return conv / total
-
-
 def speed(args):
     gemm = gemm_rate()
     print(
@@ -101,7 +97,7 @@ def speed(args):
     )
     for shape, batch in (((64, 64), 128), ((32, 32, 32), 32)):
         steps, flops, params = {}, {}, {}
-        for option in OPTIONS:
+        for option in SPEED_OPTIONS:
             net, step = make_step(shape, batch, option)
             params[option] = sum(p.numel() for p in net.parameters())
             step()  # one-off primitive creation
@@ -109,54 +105,66 @@ def speed(args):
                 step()
             flops[option] = counter.get_total_flops()
             steps[option] = step
-        times = {o: [] for o in OPTIONS}
+        # "transpose" computes the function of "transpose-native" (plus a
+        # one-voxel border per stage): its rate is counted in that function's
+        # FLOPs, so that the share of GEMM is work done, not work spent
+        flops["transpose"] = flops["transpose-native"]
+        times = {o: [] for o in SPEED_OPTIONS}
         for _ in range(args.repeats):
-            for option in OPTIONS:
+            for option in SPEED_OPTIONS:
                 t = time.perf_counter()
                 steps[option]()
                 times[option].append(time.perf_counter() - t)
         print(f"\n{'x'.join(map(str, shape))}, batch {batch}")
         print(
-            f"{'upsampling':>11s} {'params':>8s} {'MFLOP/sample':>12s} "
+            f"{'upsampling':>16s} {'params':>8s} {'MFLOP/sample':>12s} "
             f"{'samples/s':>9s} {'vs default':>10s} {'GFLOP/s':>8s} {'of GEMM':>7s}"
         )
-        base = statistics.median(times["transpose"])
-        for option in OPTIONS:
+        base = statistics.median(times["transpose-native"])
+        for option in SPEED_OPTIONS:
             t = statistics.median(times[option])
             rate = flops[option] / t
             print(
-                f"{option:>11s} {params[option]:8d} "
+                f"{option:>16s} {params[option]:8d} "
                 f"{flops[option] / batch / 1e6:12.1f} {batch / t:9.0f} "
                 f"{base / t:9.2f}x {rate / 1e9:8.1f} {rate / gemm:7.1%}"
             )
 
 
+def tetraminos(seed):
+    X, y, _, templ = make_tetraminos(
+        n_samples=2000, random_state=seed, return_info=True
+    )
+    A = class_affinity_matrix(metric=FSCAffinity(), templates=templ)
+    split = train_test_split(X, y, test_size=0.2, stratify=y, random_state=seed)
+    return split, A, {}
+
+
+def realistic(seed):
+    sys.path.insert(0, os.path.dirname(__file__))
+    import bench_time_to_accuracy
+
+    return bench_time_to_accuracy.realistic(3000, seed)
+
+
 def accuracy(args):
     clock = time.process_time
+    options = args.options
     for seed in args.seeds:
-        X, y, _, templ = make_tetraminos(
-            n_samples=2000, random_state=seed, return_info=True
-        )
-        A = class_affinity_matrix(metric=FSCAffinity(), templates=templ)
-        Xtr, Xte, ytr, yte = train_test_split(
-            X, y, test_size=0.2, stratify=y, random_state=seed
-        )
+        (Xtr, Xte, ytr, yte), A, params = {
+            "tetraminos": tetraminos,
+            "realistic": realistic,
+        }[args.data](seed)
+        params = dict(affinity=A, validation_fraction=0.0, max_epochs=1, **params)
         models = {
-            o: AffinityVAE(
-                affinity=A,
-                upsampling=o,
-                warm_start=True,
-                validation_fraction=0.0,
-                max_epochs=1,
-            )
-            for o in OPTIONS
+            o: AffinityVAE(upsampling=o, warm_start=True, **params) for o in options
         }
-        for o in OPTIONS:  # warm up: one-off primitive creation
-            AffinityVAE(affinity=A, upsampling=o, max_epochs=1).fit(Xtr[:64], ytr[:64])
-        curves = {o: [(0.0, 0.0)] for o in OPTIONS}
-        spent = dict.fromkeys(OPTIONS, 0.0)
+        for o in options:  # warm up: one-off primitive creation
+            AffinityVAE(upsampling=o, **params).fit(Xtr[:64], ytr[:64])
+        curves = {o: [(0.0, 0.0)] for o in options}
+        spent = dict.fromkeys(options, 0.0)
         for epoch in range(1, args.epochs + 1):
-            for o in OPTIONS:
+            for o in options:
                 t = clock()
                 models[o].set_params(random_state=1000 * seed + epoch).fit(Xtr, ytr)
                 spent[o] += clock() - t
@@ -172,7 +180,7 @@ def accuracy(args):
                     f"cpu={spent[o]:7.1f}s acc={acc:.3f}",
                     flush=True,
                 )
-        print(f"\ntetraminos 32³, seed {seed}, {args.epochs} epochs, 1 thread")
+        print(f"\n{args.data} 32³, seed {seed}, {args.epochs} epochs, 1 thread")
         print(
             f"{'upsampling':>11s} {'best':>6s} {'final':>6s} {'CPU s/epoch':>11s} "
             f"{'to ' + str(args.target):>8s} {'sooner':>7s}"
@@ -181,8 +189,8 @@ def accuracy(args):
         def time_to(curve):
             return min((t for t, a in curve if a >= args.target), default=np.nan)
 
-        base = time_to(curves["transpose"])
-        for o in OPTIONS:
+        base = time_to(curves[options[0]])
+        for o in options:
             t = time_to(curves[o])
             print(
                 f"{o:>11s} {max(a for _, a in curves[o]):6.3f} {curves[o][-1][1]:6.3f} "
@@ -199,6 +207,16 @@ def main():
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--target", type=float, default=0.9)
+    parser.add_argument(
+        "--data", choices=["tetraminos", "realistic"], default="tetraminos"
+    )
+    parser.add_argument(
+        "--options",
+        nargs="+",
+        choices=OPTIONS,
+        default=list(OPTIONS),
+        help="upsampling options of part 2 (the first is the reference of 'sooner')",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

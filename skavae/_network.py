@@ -63,6 +63,71 @@ class PixelShuffle(nn.Module):
         return x.reshape(b, c // 2**n, *(2 * s for s in size))
 
 
+_CONV_F = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def subpixel_conv_transpose(x, weight, bias):
+    """``conv_transpose(x, weight, bias, stride=2, padding=1)``, kernel 4, as a
+    kernel-2 convolution to ``2**ndim`` times the channels and a sub-pixel
+    shuffle.
+
+    The two are the same function (Shi et al. 2016, "Is the deconvolution
+    layer the same as a convolutional layer?"): output voxel ``2i + r`` of the
+    transposed convolution reads inputs ``i - 1 + r`` and ``i + r`` per axis
+    with kernel taps ``r + 2`` and ``r``. Written as a convolution it runs on
+    the fast (oneDNN / cuDNN) convolution kernels. ``weight`` keeps the
+    transposed layout ``(c_in, c_out, 4, ...)``, so parameters, their
+    initialisation and saved models are those of ``nn.ConvTranspose``. The
+    result is channels-last in memory.
+    """
+    n = weight.dim() - 2
+    c_in, c_out = weight.shape[:2]
+    # tap k = 2a + r  ->  axes (a, r); the convolution's tap t = 1 - a;
+    # output channels ordered (r_1, ..., r_n, c_out)
+    v = weight.reshape(c_in, c_out, *([2, 2] * n)).flip([2 + 2 * i for i in range(n)])
+    order = [*(3 + 2 * i for i in range(n)), 1, 0, *(2 + 2 * i for i in range(n))]
+    v = v.permute(*order).reshape(c_out * 2**n, c_in, *([2] * n))
+    b = None if bias is None else bias.repeat(2**n)
+    u = _CONV_F[n](x, v, b, padding=1)  # (B, (r..., c), S_1 + 1, ...)
+    size = u.shape[2:]
+    u = u.reshape(u.shape[0], *([2] * n), c_out, *size)
+    # -> (B, s_1, r_1, ..., s_n, r_n, c): the shuffle, channels last
+    order = [0, *(i for k in range(n) for i in (2 + n + k, 1 + k)), 1 + n]
+    y = u.permute(*order).reshape(u.shape[0], *(2 * s for s in size), c_out)
+    y = y[(slice(None), *(slice(1, -1) for _ in range(n)))]
+    return y.permute(0, n + 1, *range(1, n + 1))
+
+
+class _SubPixel:
+    """Mixin: a kernel-4 stride-2 transposed convolution run by
+    :func:`subpixel_conv_transpose` (same parameters, same function).
+
+    Used for the decoder's last stage (to one channel at full resolution),
+    where torch's CPU transposed convolution is slowest: about 2x slower than
+    this form at 32³ (``benchmarks/bench_decoder.py``); for the inner stages
+    the native kernel is as fast or faster.
+    """
+
+    def forward(self, x):
+        return subpixel_conv_transpose(x, self.weight, self.bias)
+
+
+class SubPixelConvTranspose1d(_SubPixel, nn.ConvTranspose1d):
+    pass
+
+
+class SubPixelConvTranspose2d(_SubPixel, nn.ConvTranspose2d):
+    pass
+
+
+class SubPixelConvTranspose3d(_SubPixel, nn.ConvTranspose3d):
+    pass
+
+
+_SUBPIXEL = {1: SubPixelConvTranspose1d, 2: SubPixelConvTranspose2d,
+             3: SubPixelConvTranspose3d}  # fmt: skip
+
+
 def _up_stage(kind, ndim, c_in, c_out, batch_norm, last=False):
     """One decoder stage that doubles the spatial size, by ``kind``.
 
@@ -74,7 +139,9 @@ def _up_stage(kind, ndim, c_in, c_out, batch_norm, last=False):
     """
     conv, conv_t, norm = CONV[ndim], _CONV_T[ndim], _BATCH_NORM[ndim]
     bias = last or not batch_norm
-    if kind == "transpose":
+    if kind == "transpose" and last:
+        layers = [_SUBPIXEL[ndim](c_in, c_out, 4, stride=2, padding=1, bias=bias)]
+    elif kind in ("transpose", "transpose-native"):  # -native: benchmarks, tests
         layers = [conv_t(c_in, c_out, 4, stride=2, padding=1, bias=bias)]
     elif kind == "transpose2":
         layers = [conv_t(c_in, c_out, 2, stride=2, bias=bias)]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from skavae._network import AffinityVAENetwork, padded_shape
+from skavae._network import _CONV_T, AffinityVAENetwork, padded_shape
 
 
 @pytest.mark.parametrize(
@@ -109,3 +109,39 @@ def test_default_upsampling_keeps_the_saved_layout():
 def test_unknown_upsampling_is_refused():
     with pytest.raises(ValueError, match="upsampling"):
         AffinityVAENetwork((8, 8), 2, 1, (4,), upsampling="bicubic")
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_subpixel_form_is_the_transposed_convolution(ndim):
+    """Forward and gradients equal torch's kernel-4 stride-2 transposed conv."""
+    from skavae._network import subpixel_conv_transpose
+
+    torch.manual_seed(ndim)
+    native = _CONV_T[ndim](5, 3, 4, stride=2, padding=1)
+    x = torch.randn(2, 5, *range(5, 5 + ndim), requires_grad=True)
+    expected = native(x)
+    gx, gw, gb = torch.autograd.grad(
+        expected.square().sum(), (x, native.weight, native.bias)
+    )
+    got = subpixel_conv_transpose(x, native.weight, native.bias)
+    assert got.shape == expected.shape == (2, 3, *(2 * s for s in range(5, 5 + ndim)))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    hx, hw, hb = torch.autograd.grad(
+        got.square().sum(), (x, native.weight, native.bias)
+    )
+    for a, b in ((hx, gx), (hw, gw), (hb, gb)):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_network_with_subpixel_last_stage_equals_the_native_network():
+    torch.manual_seed(0)
+    fast = AffinityVAENetwork((12, 10, 9), 3, 1, (4, 8)).eval()
+    native = AffinityVAENetwork(
+        (12, 10, 9), 3, 1, (4, 8), upsampling="transpose-native"
+    )
+    native.load_state_dict(fast.state_dict())
+    native.eval()
+    z, pose = torch.randn(4, 3), torch.randn(4, 1)
+    torch.testing.assert_close(
+        fast.decode(z, pose), native.decode(z, pose), atol=1e-5, rtol=1e-5
+    )

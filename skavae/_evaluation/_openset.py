@@ -129,7 +129,7 @@ class ConformalOpenSetClassifier(UnknownLabelMixin, ClassifierMixin, BaseEstimat
         Calibration samples per class.
     n_features_in_ : int
         Number of features (latent dimensions) seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` has string column names.
 
     See Also

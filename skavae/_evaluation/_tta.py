@@ -27,8 +27,9 @@ def rotation_averaged_transform(model, X, *, missing_wedge=None):
     ----------
     model : fitted AffinityVAE (or any fitted transformer of object stacks)
         The encoder.
-    X : ndarray of shape (n_samples, *spatial)
-        Objects as stacks of images or volumes (not flat rows).
+    X : ndarray of shape (n_samples, ...)
+        Objects as stacks of images or volumes, (n_samples, H, W) or
+        (n_samples, D, H, W) (not flat rows).
     missing_wedge : None, (float, float) or MissingWedge, default=None
         The data's wedge; None takes ``model.missing_wedge`` when it has one.
         An asymmetric tilt range keeps only the rotation about the tilt axis.
