@@ -27,12 +27,20 @@ clock is the process CPU time of the training calls at one thread. Data
 out, FSC class matrix) at the defaults; ``realistic``, the protein set of
 ``bench_realistic.py`` (SNR 0.1, ±60° wedge, CTF; 2400 / 600) with its
 recipe at a constant learning rate, as in ``bench_time_to_accuracy.py``.
-Reported: the best and final accuracy, CPU seconds per epoch, the CPU seconds
-to reach ``--target`` and how much sooner than the default.
+Contenders: each upsampling, and ``transpose+bf16`` (the default with
+``precision="bf16"``). Reported: the best and final accuracy, CPU seconds per
+epoch, the CPU seconds to reach ``--target`` and how much sooner than the
+first contender.
+
+``--bf16`` adds the default network under bfloat16 autocast (forward and
+loss; weights and Adam in float32, as ``precision="bf16"``), ``--compile``
+the default network under ``torch.compile`` (its first step, compilation
+included, is printed).
 
 Run: python benchmarks/bench_decoder.py [--threads 1] [--repeats 7]
+     [--bf16] [--compile]
      python benchmarks/bench_decoder.py --accuracy [--data realistic]
-     [--epochs 20] [--seeds 0] [--options transpose transpose2 shuffle]
+     [--epochs 20] [--seeds 0] [--options transpose transpose+bf16 shuffle]
 """
 
 import argparse
@@ -57,6 +65,10 @@ OPTIONS = ("transpose", "transpose2", "nearest", "shuffle")
 #: part 1 also times torch's own transposed convolution (the kernel "transpose"
 #: ran on before it was rewritten as a convolution and a sub-pixel shuffle)
 SPEED_OPTIONS = ("transpose-native", *OPTIONS)
+#: part 2: AffinityVAE settings by name (each upsampling; the default under
+#: bfloat16 autocast)
+CONTENDERS = {o: {"upsampling": o} for o in OPTIONS}
+CONTENDERS["transpose+bf16"] = {"upsampling": "transpose", "precision": "bf16"}
 FILTERS = (8, 16, 32, 64)
 
 
@@ -71,17 +83,20 @@ def gemm_rate(n=2048, repeats=5):
     return 2 * n**3 / min(times)
 
 
-def make_step(shape, batch, upsampling):
+def make_step(shape, batch, upsampling, bf16=False, compiled=False):
     net = AffinityVAENetwork(shape, 8, 1, FILTERS, upsampling=upsampling)
     net = net.to(memory_format=net.memory_format)
+    forward = torch.compile(net, dynamic=False) if compiled else net
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     x = torch.randn(batch, 1, *shape)
     A = torch.rand(batch, batch)
 
     def step():
         net.train()
-        x_hat, mu, log_var, _ = net(x)
-        loss, _ = vae_loss(x, x_hat, mu, log_var, 1.0, 2.0, A)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            x_hat, mu, log_var, _ = forward(x)
+            x_hat, mu, log_var = x_hat.float(), mu.float(), log_var.float()
+            loss, _ = vae_loss(x, x_hat, mu, log_var, 1.0, 2.0, A)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -106,26 +121,39 @@ def speed(args):
             flops[option] = counter.get_total_flops()
             steps[option] = step
         # "transpose" computes the function of "transpose-native" (plus a
-        # one-voxel border per stage): its rate is counted in that function's
-        # FLOPs, so that the share of GEMM is work done, not work spent
+        # one-voxel border): its rate is counted in that function's FLOPs, so
+        # that the share of GEMM is work done, not work spent
         flops["transpose"] = flops["transpose-native"]
-        times = {o: [] for o in SPEED_OPTIONS}
+        rows = list(SPEED_OPTIONS)
+        extra = []
+        if args.bf16:  # the default network under bfloat16 autocast
+            extra.append(("transpose, bf16", dict(bf16=True)))
+        if args.compile:  # torch.compile of the default network
+            extra.append(("transpose, compiled", dict(compiled=True)))
+        for name, kw in extra:
+            start = time.perf_counter()
+            _, steps[name] = make_step(shape, batch, "transpose", **kw)
+            steps[name]()
+            print(f"{name}: first step {time.perf_counter() - start:.1f} s")
+            flops[name], params[name] = flops["transpose"], params["transpose"]
+            rows.append(name)
+        times = {o: [] for o in rows}
         for _ in range(args.repeats):
-            for option in SPEED_OPTIONS:
+            for option in rows:
                 t = time.perf_counter()
                 steps[option]()
                 times[option].append(time.perf_counter() - t)
         print(f"\n{'x'.join(map(str, shape))}, batch {batch}")
         print(
-            f"{'upsampling':>16s} {'params':>8s} {'MFLOP/sample':>12s} "
+            f"{'upsampling':>19s} {'params':>8s} {'MFLOP/sample':>12s} "
             f"{'samples/s':>9s} {'vs default':>10s} {'GFLOP/s':>8s} {'of GEMM':>7s}"
         )
         base = statistics.median(times["transpose-native"])
-        for option in SPEED_OPTIONS:
+        for option in rows:
             t = statistics.median(times[option])
             rate = flops[option] / t
             print(
-                f"{option:>16s} {params[option]:8d} "
+                f"{option:>19s} {params[option]:8d} "
                 f"{flops[option] / batch / 1e6:12.1f} {batch / t:9.0f} "
                 f"{base / t:9.2f}x {rate / 1e9:8.1f} {rate / gemm:7.1%}"
             )
@@ -157,10 +185,10 @@ def accuracy(args):
         }[args.data](seed)
         params = dict(affinity=A, validation_fraction=0.0, max_epochs=1, **params)
         models = {
-            o: AffinityVAE(upsampling=o, warm_start=True, **params) for o in options
+            o: AffinityVAE(warm_start=True, **CONTENDERS[o], **params) for o in options
         }
         for o in options:  # warm up: one-off primitive creation
-            AffinityVAE(upsampling=o, **params).fit(Xtr[:64], ytr[:64])
+            AffinityVAE(**CONTENDERS[o], **params).fit(Xtr[:64], ytr[:64])
         curves = {o: [(0.0, 0.0)] for o in options}
         spent = dict.fromkeys(options, 0.0)
         for epoch in range(1, args.epochs + 1):
@@ -176,13 +204,13 @@ def accuracy(args):
                 )
                 curves[o].append((spent[o], acc))
                 print(
-                    f"  seed {seed} {o:10s} epoch {epoch:3d} "
+                    f"  seed {seed} {o:14s} epoch {epoch:3d} "
                     f"cpu={spent[o]:7.1f}s acc={acc:.3f}",
                     flush=True,
                 )
         print(f"\n{args.data} 32³, seed {seed}, {args.epochs} epochs, 1 thread")
         print(
-            f"{'upsampling':>11s} {'best':>6s} {'final':>6s} {'CPU s/epoch':>11s} "
+            f"{'contender':>14s} {'best':>6s} {'final':>6s} {'CPU s/epoch':>11s} "
             f"{'to ' + str(args.target):>8s} {'sooner':>7s}"
         )
 
@@ -193,7 +221,7 @@ def accuracy(args):
         for o in options:
             t = time_to(curves[o])
             print(
-                f"{o:>11s} {max(a for _, a in curves[o]):6.3f} {curves[o][-1][1]:6.3f} "
+                f"{o:>14s} {max(a for _, a in curves[o]):6.3f} {curves[o][-1][1]:6.3f} "
                 f"{spent[o] / args.epochs:11.2f} "
                 f"{'never' if np.isnan(t) else f'{t:.1f}s':>8s} {base / t:6.2f}x"
             )
@@ -204,6 +232,12 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--accuracy", action="store_true")
+    parser.add_argument(
+        "--bf16", action="store_true", help="part 1: also the default under bf16"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="part 1: also torch.compile of it"
+    )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--target", type=float, default=0.9)
@@ -213,9 +247,9 @@ def main():
     parser.add_argument(
         "--options",
         nargs="+",
-        choices=OPTIONS,
-        default=list(OPTIONS),
-        help="upsampling options of part 2 (the first is the reference of 'sooner')",
+        choices=list(CONTENDERS),
+        default=list(CONTENDERS),
+        help="part 2's contenders (the first is the reference of 'sooner')",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
