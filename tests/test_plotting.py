@@ -323,3 +323,27 @@ def test_decoding_figures_validate_their_arguments_with_sklearn():
             func(model, X[:4], **kwargs)
     with pytest.raises(ValueError, match="n_steps must be odd"):
         plot_traversals(model, X[0], n_steps=4)
+
+
+def test_embedding_threads_are_bounded_and_checked(monkeypatch):
+    """One native thread by default (as AffinityVAE); None leaves the default."""
+    from threadpoolctl import threadpool_info
+
+    from skavae._plotting import _embedding
+
+    seen = []
+
+    def fake(Z, method, random_state):
+        seen.append({p["user_api"]: p["num_threads"] for p in threadpool_info()})
+        return np.zeros((len(Z), 2))
+
+    monkeypatch.setattr(_embedding, "_embed_2d", fake)
+    Z = np.random.RandomState(0).rand(10, 3)
+    y = np.repeat(["a", "b"], 5)
+    plot_embedding(Z, y, method="pca")
+    assert seen[-1] and set(seen[-1].values()) == {1}
+    plot_embedding(Z, y, method="pca", n_threads=None)
+    assert seen[-1] == {p["user_api"]: p["num_threads"] for p in threadpool_info()}
+    with pytest.raises(ValueError, match="n_threads must be a positive integer"):
+        plot_embedding(Z, y, method="pca", n_threads=0)
+    plt.close("all")

@@ -185,6 +185,7 @@ def plot_latent_map(
     unknown_label="unknown",
     marker_size=7,
     random_state=None,
+    n_threads=1,
 ):
     """Interactive 2D latent map: a plotly Figure for notebooks and the explorer.
 
@@ -248,6 +249,9 @@ def plot_latent_map(
     marker_size : float, default=7
     random_state : int, RandomState instance or None, default=None
         Seed of the embedding and of the thumbnail subsample.
+    n_threads : int or None, default=1
+        Threads of the embedding (see :func:`plot_embedding`); None: one per
+        core.
 
     Returns
     -------
@@ -308,9 +312,9 @@ def plot_latent_map(
                 f"{len(particles) if hasattr(particles, '__len__') else particles!r}."
             )
     if Z_ref is None:
-        E = embed_2d(Z, method, rng)
+        E = embed_2d(Z, method, rng, n_threads)
     else:  # one embedding of the training map and the objects together
-        E_all = embed_2d(np.vstack([Z_ref, Z]), method, rng)
+        E_all = embed_2d(np.vstack([Z_ref, Z]), method, rng, n_threads)
         E_ref, E = E_all[: len(Z_ref)], E_all[len(Z_ref) :]
 
     shown = np.zeros(0, dtype=int)
