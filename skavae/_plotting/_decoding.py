@@ -125,7 +125,7 @@ def plot_traversals(
         frame(axes[r, n_steps // 2])
     for c, t in enumerate(offsets):
         axes[0, c].set_title(
-            "input" if c == n_steps // 2 else f"{t:+.2g}", fontsize="small"
+            "encoded (0)" if c == n_steps // 2 else f"{t:+.2g}", fontsize="small"
         )
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return fig
