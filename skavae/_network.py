@@ -7,9 +7,10 @@ together with ``z``), and a decoder that mirrors the encoder.
 
 Every encoder stage halves the spatial size (stride-2 convolution), every decoder
 stage doubles it (by default a stride-2 transposed convolution of kernel 4, the
-last one run in its equivalent sub-pixel form; see ``upsampling``). Inputs of any spatial size
-are zero-padded up to a multiple of ``2 ** len(filters)`` and outputs are cropped
-back, so a 1D signal of length 3 and a 61³ subtomogram both work.
+last one run in its equivalent sub-pixel form; see ``upsampling``). Inputs of
+any spatial size are zero-padded up to a multiple of ``2 ** len(filters)`` and
+outputs are cropped back, so a 1D signal of length 3 and a 61³ subtomogram both
+work.
 """
 
 from __future__ import annotations
