@@ -111,7 +111,9 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
     upsampling : {"transpose", "transpose2", "nearest", "shuffle"}, \
 default="transpose"
         How each stage of the conv decoder doubles the spatial size:
-        ``"transpose"``, a transposed convolution of kernel 4 and stride 2;
+        ``"transpose"``, a transposed convolution of kernel 4 and stride 2
+        (the last stage run as the equivalent kernel-2 convolution and
+        sub-pixel shuffle, the same function on faster kernels);
         ``"transpose2"``, kernel 2 and stride 2 (each voxel paints one
         2×2(×2) block: fewer operations, blockier output); ``"nearest"``,
         nearest-neighbour upsampling then a kernel-3 convolution;
@@ -119,7 +121,8 @@ default="transpose"
         channels at the lower resolution, then sub-pixel rearrangement (it
         runs on the fast convolution kernels, at the cost of more operations
         per sample). The measured steps per second and accuracy per second of
-        each are in ``benchmarks/README.md`` ("Decoder upsampling"). Ignored
+        each are in ``benchmarks/README.md`` ("Decoder upsampling and
+        precision"). Ignored
         by the splat decoder.
     max_epochs : int, default=30
         Epochs per call to ``fit``.
