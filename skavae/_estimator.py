@@ -110,20 +110,11 @@ class AffinityVAE(ClassNamePrefixFeaturesOutMixin, FittedVAEMixin, BaseEstimator
         Number of Gaussians of the splat decoder.
     upsampling : {"transpose", "transpose2", "nearest", "shuffle"}, \
 default="transpose"
-        How each stage of the conv decoder doubles the spatial size:
-        ``"transpose"``, a transposed convolution of kernel 4 and stride 2
-        (the last stage run as the equivalent kernel-2 convolution and
-        sub-pixel shuffle, the same function on faster kernels);
-        ``"transpose2"``, kernel 2 and stride 2 (each voxel paints one
-        2×2(×2) block: fewer operations, blockier output); ``"nearest"``,
-        nearest-neighbour upsampling then a kernel-3 convolution;
-        ``"shuffle"``, a kernel-3 convolution to ``2**ndim`` times the
-        channels at the lower resolution, then sub-pixel rearrangement (it
-        runs on the fast convolution kernels, at the cost of more operations
-        per sample). The measured steps per second and accuracy per second of
-        each are in ``benchmarks/README.md`` ("Decoder upsampling and
-        precision"). Ignored
-        by the splat decoder.
+        How each conv-decoder stage doubles the size: a transposed convolution
+        of kernel 4 (its last stage run as the same function on faster
+        kernels), of kernel 2, nearest-neighbour upsampling and a
+        convolution, or a sub-pixel shuffle. Measured speed and accuracy per
+        second: user guide, "Decoder upsampling and bfloat16".
     max_epochs : int, default=30
         Epochs per call to ``fit``.
     batch_size : int, default=64
