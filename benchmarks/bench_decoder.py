@@ -51,15 +51,14 @@ import time
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
-from sklearn.neighbors import KNeighborsClassifier
-from torch.utils.flop_counter import FlopCounterMode
 
-from skavae import AffinityVAE
-from skavae._losses import vae_loss
-from skavae._network import AffinityVAENetwork
-from skavae.affinity import FSCAffinity, class_affinity_matrix
-from skavae.datasets import make_tetraminos
+sys.path.insert(0, os.path.dirname(__file__))
+import bench_time_to_accuracy as tta  # noqa: E402
+from bench_training import flops_of, gemm_rate  # noqa: E402
+
+from skavae import AffinityVAE  # noqa: E402
+from skavae._losses import vae_loss  # noqa: E402
+from skavae._network import AffinityVAENetwork  # noqa: E402
 
 OPTIONS = ("transpose", "transpose2", "nearest", "shuffle")
 #: part 1 also times torch's own transposed convolution (the kernel "transpose"
@@ -70,17 +69,6 @@ SPEED_OPTIONS = ("transpose-native", *OPTIONS)
 CONTENDERS = {o: {"upsampling": o} for o in OPTIONS}
 CONTENDERS["transpose+bf16"] = {"upsampling": "transpose", "precision": "bf16"}
 FILTERS = (8, 16, 32, 64)
-
-
-def gemm_rate(n=2048, repeats=5):
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / min(times)
 
 
 def make_step(shape, batch, upsampling, bf16=False, compiled=False):
@@ -116,9 +104,7 @@ def speed(args):
             net, step = make_step(shape, batch, option)
             params[option] = sum(p.numel() for p in net.parameters())
             step()  # one-off primitive creation
-            with FlopCounterMode(display=False) as counter:
-                step()
-            flops[option] = counter.get_total_flops()
+            flops[option] = flops_of(step)
             steps[option] = step
         # "transpose" computes the function of "transpose-native" (plus a
         # one-voxel border): its rate is counted in that function's FLOPs, so
@@ -159,30 +145,18 @@ def speed(args):
             )
 
 
-def tetraminos(seed):
-    X, y, _, templ = make_tetraminos(
-        n_samples=2000, random_state=seed, return_info=True
-    )
-    A = class_affinity_matrix(metric=FSCAffinity(), templates=templ)
-    split = train_test_split(X, y, test_size=0.2, stratify=y, random_state=seed)
-    return split, A, {}
-
-
-def realistic(seed):
-    sys.path.insert(0, os.path.dirname(__file__))
-    import bench_time_to_accuracy
-
-    return bench_time_to_accuracy.realistic(3000, seed)
+#: part 2's data sets: the builders of bench_time_to_accuracy.py, its sizes
+DATASETS = {
+    "tetraminos": lambda seed: tta.tetraminos(2000, seed),
+    "realistic": lambda seed: tta.realistic(3000, seed),
+}
 
 
 def accuracy(args):
     clock = time.process_time
     options = args.options
     for seed in args.seeds:
-        (Xtr, Xte, ytr, yte), A, params = {
-            "tetraminos": tetraminos,
-            "realistic": realistic,
-        }[args.data](seed)
+        (Xtr, Xte, ytr, yte), A, params = DATASETS[args.data](seed)
         params = dict(affinity=A, validation_fraction=0.0, max_epochs=1, **params)
         models = {
             o: AffinityVAE(warm_start=True, **CONTENDERS[o], **params) for o in options
@@ -197,11 +171,7 @@ def accuracy(args):
                 models[o].set_params(random_state=1000 * seed + epoch).fit(Xtr, ytr)
                 spent[o] += clock() - t
                 m = models[o]
-                acc = float(
-                    KNeighborsClassifier(5)
-                    .fit(m.transform(Xtr), ytr)
-                    .score(m.transform(Xte), yte)
-                )
+                acc = tta.knn_accuracy(m.transform(Xtr), ytr, m.transform(Xte), yte)
                 curves[o].append((spent[o], acc))
                 print(
                     f"  seed {seed} {o:14s} epoch {epoch:3d} "
@@ -214,12 +184,9 @@ def accuracy(args):
             f"{'to ' + str(args.target):>8s} {'sooner':>7s}"
         )
 
-        def time_to(curve):
-            return min((t for t, a in curve if a >= args.target), default=np.nan)
-
-        base = time_to(curves[options[0]])
+        base = tta.time_to(curves[options[0]], args.target)
         for o in options:
-            t = time_to(curves[o])
+            t = tta.time_to(curves[o], args.target)
             print(
                 f"{o:>14s} {max(a for _, a in curves[o]):6.3f} {curves[o][-1][1]:6.3f} "
                 f"{spent[o] / args.epochs:11.2f} "
@@ -241,9 +208,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--target", type=float, default=0.9)
-    parser.add_argument(
-        "--data", choices=["tetraminos", "realistic"], default="tetraminos"
-    )
+    parser.add_argument("--data", choices=list(DATASETS), default="tetraminos")
     parser.add_argument(
         "--options",
         nargs="+",
