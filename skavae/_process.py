@@ -1,5 +1,5 @@
-"""The process around a fit: torch's thread count, SIGTERM as Ctrl-C and the
-C heap's free pages."""
+"""The process around a fit: torch's and the native libraries' thread counts,
+SIGTERM as Ctrl-C and the C heap's free pages."""
 
 from __future__ import annotations
 
@@ -48,6 +48,22 @@ def torch_threads(n_threads):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def native_threads(n_threads):
+    """Limit the native thread pools (OpenMP, BLAS) for the duration of a call.
+
+    The counterpart of :func:`torch_threads` for what torch does not run:
+    scikit-learn's t-SNE loops and numpy's BLAS. None leaves them as they are.
+    """
+    if n_threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(n_threads)):
+        yield
 
 
 _libc = {}

@@ -8,6 +8,7 @@ import pandas as pd
 from skavae._checks import check_int, check_seed
 from skavae._evaluation._latents import check_labels, latents_of
 from skavae._plotting._utils import PROJECTIONS, as_images, figure_and_ax
+from skavae._process import native_threads
 
 METHODS = ("auto", "umap", "tsne", "pca", "none")
 
@@ -27,11 +28,9 @@ def embed_2d(Z, method, random_state, n_threads=1):
     ``n_threads`` bounds the native thread pools (OpenMP, BLAS) of the
     embedding; None leaves the libraries' defaults (one thread per core).
     """
-    if n_threads is None:
-        return _embed_2d(Z, method, random_state)
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=check_int(n_threads, "n_threads")):
+    if n_threads is not None:
+        check_int(n_threads, "n_threads")
+    with native_threads(n_threads):
         return _embed_2d(Z, method, random_state)
 
 
