@@ -59,6 +59,7 @@ from bench_training import flops_of, gemm_rate  # noqa: E402
 from skavae import AffinityVAE  # noqa: E402
 from skavae._losses import vae_loss  # noqa: E402
 from skavae._network import AffinityVAENetwork  # noqa: E402
+from skavae._training import make_optimizer  # noqa: E402
 
 OPTIONS = ("transpose", "transpose2", "nearest", "shuffle")
 #: part 1 also times torch's own transposed convolution (the kernel "transpose"
@@ -75,7 +76,7 @@ def make_step(shape, batch, upsampling, bf16=False, compiled=False):
     net = AffinityVAENetwork(shape, 8, 1, FILTERS, upsampling=upsampling)
     net = net.to(memory_format=net.memory_format)
     forward = torch.compile(net, dynamic=False) if compiled else net
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    opt = make_optimizer(net.parameters(), 1e-3)  # AffinityVAE's Adam
     x = torch.randn(batch, 1, *shape)
     A = torch.rand(batch, batch)
 

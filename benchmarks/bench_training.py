@@ -28,6 +28,7 @@ from _baseline import ReferenceVAE, reference_loss  # noqa: E402
 
 from skavae._losses import vae_loss  # noqa: E402
 from skavae._network import AffinityVAENetwork  # noqa: E402
+from skavae._training import make_optimizer  # noqa: E402
 
 FILTERS = (8, 16, 32, 64)  # AffinityVAE's default
 
@@ -47,7 +48,8 @@ def _timed(fn):
 
 def ours_step(shape, batch):
     net = AffinityVAENetwork(shape, 8, 1, FILTERS)
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    net = net.to(memory_format=net.memory_format)  # as AffinityVAE does
+    opt = make_optimizer(net.parameters(), 1e-3)  # AffinityVAE's Adam
     x = torch.randn(batch, 1, *shape)
     A = torch.rand(batch, batch)
 

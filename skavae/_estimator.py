@@ -43,6 +43,7 @@ from skavae._training import (
     HISTORY_COLUMNS,
     TrainConfig,
     TrainResult,
+    make_optimizer,
     train,
 )
 from skavae._validation import Count, check_filters, check_options, class_labels
@@ -498,7 +499,7 @@ default="transpose"
         module = self.module_.to(device)
         if resume is not None:
             module.load_state_dict(resume.module)
-        optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
+        optimizer = make_optimizer(module.parameters(), self.learning_rate)
         if self._optimizer_state is not None:  # train() sets each epoch's lr
             optimizer.load_state_dict(self._optimizer_state)
 

@@ -111,14 +111,21 @@ def test_unknown_upsampling_is_refused():
         AffinityVAENetwork((8, 8), 2, 1, (4,), upsampling="bicubic")
 
 
-@pytest.mark.parametrize("ndim", [1, 2, 3])
-def test_subpixel_form_is_the_transposed_convolution(ndim):
-    """Forward and gradients equal torch's kernel-4 stride-2 transposed conv."""
+@pytest.mark.parametrize(
+    "ndim, channels_last", [(1, False), (2, False), (3, False), (2, True), (3, True)]
+)
+def test_subpixel_form_is_the_transposed_convolution(ndim, channels_last):
+    """Forward and gradients equal torch's kernel-4 stride-2 transposed conv,
+    from contiguous and from channels-last activations (the network's)."""
     from skavae._network import subpixel_conv_transpose
 
     torch.manual_seed(ndim)
     native = _CONV_T[ndim](5, 3, 4, stride=2, padding=1)
-    x = torch.randn(2, 5, *range(5, 5 + ndim), requires_grad=True)
+    x = torch.randn(2, 5, *range(5, 5 + ndim))
+    if channels_last:
+        fmt = {2: torch.channels_last, 3: torch.channels_last_3d}[ndim]
+        x = x.contiguous(memory_format=fmt)
+    x.requires_grad_(True)
     expected = native(x)
     gx, gw, gb = torch.autograd.grad(
         expected.square().sum(), (x, native.weight, native.bias)
@@ -145,3 +152,24 @@ def test_network_with_subpixel_last_stage_equals_the_native_network():
     torch.testing.assert_close(
         fast.decode(z, pose), native.decode(z, pose), atol=1e-5, rtol=1e-5
     )
+
+
+def test_optimizer_is_adam():
+    """make_optimizer's (fused) Adam takes torch's reference Adam's steps."""
+    from skavae._training import make_optimizer
+
+    torch.manual_seed(0)
+    a = AffinityVAENetwork((16, 16), 2, 1, (4, 8))
+    b = AffinityVAENetwork((16, 16), 2, 1, (4, 8))
+    b.load_state_dict(a.state_dict())
+    opt_a = make_optimizer(a.parameters(), 1e-2)
+    opt_b = torch.optim.Adam(b.parameters(), lr=1e-2, foreach=False)
+    assert opt_a.defaults["fused"] is True
+    x = torch.randn(6, 1, 16, 16)
+    for _ in range(3):
+        for net, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            net(x, sample=False)[0].square().mean().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
