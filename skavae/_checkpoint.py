@@ -309,6 +309,11 @@ class Resume:
     pose_mean: np.ndarray | None
     pose_std: np.ndarray | None
 
+    def restore_generators(self, generator, noise_generator):
+        """Continue the shuffling and sampling streams where the run left them."""
+        generator.set_state(self.shuffle_rng)
+        noise_generator.set_state(self.noise_rng.to(noise_generator.device))
+
 
 class Checkpointer:
     """The checkpoints of one fit: where, how often, and of which run.

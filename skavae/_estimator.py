@@ -44,6 +44,7 @@ from skavae._training import (
     TrainConfig,
     TrainResult,
     make_optimizer,
+    split_validation,
     train,
 )
 from skavae._validation import Count, check_filters, check_options, class_labels
@@ -505,16 +506,12 @@ default="transpose"
 
         gen = torch.Generator().manual_seed(seed)
         noise = torch.Generator(device=device).manual_seed(seed + 1)
-        n = len(X)
-        order = torch.randperm(n, generator=gen).numpy()
-        n_val = 0 if partial else int(self.validation_fraction * n)
-        if n_val < 2 or n - n_val < 2:
-            n_val = 0
-        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        train_idx, val_idx = split_validation(
+            len(X), 0.0 if partial else self.validation_fraction, gen
+        )
         config.cosine_offset = self.n_iter_
         if resume is not None:
-            gen.set_state(resume.shuffle_rng)
-            noise.set_state(resume.noise_rng.to(noise.device))
+            resume.restore_generators(gen, noise)
             self._record(
                 TrainResult(
                     rows=resume.rows,

@@ -97,6 +97,21 @@ def make_optimizer(parameters, learning_rate):
     return torch.optim.Adam(parameters, lr=learning_rate, fused=fused or None)
 
 
+def split_validation(n, fraction, generator):
+    """``(train, validation)`` indices (sorted) of ``n`` samples.
+
+    A random ``fraction`` of the samples, drawn from ``generator``, is held
+    out for validation; none when either part would have fewer than two
+    samples. The permutation is drawn whatever ``fraction`` is, so that the
+    generator's stream does not depend on it.
+    """
+    order = torch.randperm(n, generator=generator).numpy()
+    n_val = int(fraction * n)
+    if n_val < 2 or n - n_val < 2:
+        n_val = 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
 def _pose_spread(pose_sum, pose_sq, count):
     """Mean and standard deviation of the pose code from its running sums."""
     mean = pose_sum / count

@@ -152,24 +152,3 @@ def test_network_with_subpixel_last_stage_equals_the_native_network():
     torch.testing.assert_close(
         fast.decode(z, pose), native.decode(z, pose), atol=1e-5, rtol=1e-5
     )
-
-
-def test_optimizer_is_adam():
-    """make_optimizer's (fused) Adam takes torch's reference Adam's steps."""
-    from skavae._training import make_optimizer
-
-    torch.manual_seed(0)
-    a = AffinityVAENetwork((16, 16), 2, 1, (4, 8))
-    b = AffinityVAENetwork((16, 16), 2, 1, (4, 8))
-    b.load_state_dict(a.state_dict())
-    opt_a = make_optimizer(a.parameters(), 1e-2)
-    opt_b = torch.optim.Adam(b.parameters(), lr=1e-2, foreach=False)
-    assert opt_a.defaults["fused"] is True
-    x = torch.randn(6, 1, 16, 16)
-    for _ in range(3):
-        for net, opt in ((a, opt_a), (b, opt_b)):
-            opt.zero_grad()
-            net(x, sample=False)[0].square().mean().backward()
-            opt.step()
-    for p, q in zip(a.parameters(), b.parameters()):
-        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
