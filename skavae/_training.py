@@ -86,9 +86,10 @@ def make_optimizer(parameters, learning_rate):
     """Adam over ``parameters``, as one fused kernel where torch has it.
 
     The fused step (CPU and CUDA) updates every parameter in one pass instead
-    of a dozen small operations per tensor: 2-3 % of a training step of the
-    default network (``benchmarks/bench_decoder.py``); the update is Adam's
-    (to rounding). Other devices use the per-tensor implementation.
+    of a dozen small operations per tensor: 1-2 % of a training step of the
+    default network on one CPU thread, measured when it was adopted
+    (``benchmarks/README.md``, "Decoder upsampling and precision"); the update
+    is Adam's to rounding. Other devices use the per-tensor implementation.
     """
     parameters = list(parameters)
     fused = all(
