@@ -9,6 +9,12 @@ templates) and measures, on 300 held-out objects:
   (Pearson correlation over the box, mean over objects): what a decoded
   class centre shows where the pose is free to take the object's;
 - ``own``: the object's own latent at its own pose (the reconstruction);
+- ``centre_aligned``: the issue's measure where the pose is free: each class
+  centre decoded at the encoded poses of the first ``aligned_poses`` (3)
+  held-out members of its class, each decoded object rotated onto the class's
+  unrotated template (best of 3000 random rotations, then local search at
+  10°, 4° and 1.5°; trilinear resampling), the correlation over the box,
+  mean over poses and classes;
 - ``traversal``: each latent dimension swept over ±2 sd of the training
   latents in 7 steps (the other dimensions and the pose at their means),
   the mean absolute change per step over the decoded dynamic range.
@@ -21,7 +27,8 @@ change per step over the voxels where the traversal's mean decoded image
 exceeds a tenth of its maximum (the object, not the empty box around it).
 
 Settings are passed as a JSON dict of ``AffinityVAE`` parameters plus ``n``
-(training objects, default 1200), ``seed`` (0), ``threads`` (1) and ``data``
+(training objects, default 1200), ``seed`` (0), ``threads`` (1),
+``aligned_poses`` (3) and ``data``
 (``"tetraminos"``, default, or ``"proteins"``)::
 
     python benchmarks/decoder_fidelity.py '{}'
