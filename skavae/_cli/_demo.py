@@ -38,7 +38,7 @@ HELP = (
 )
 
 EXAMPLES = """examples:
-  skavae demo                        # about 27 s on 2 CPU cores (README.rst)
+  skavae demo                        # about 20 s on 2 CPU cores (README.rst)
   skavae demo --out skavae-demo      # also write figures and metrics
   skavae demo --epochs 5 --n-samples 1000 --size 32   # a quicker look"""
 
