@@ -28,9 +28,11 @@ Both models are warmed up on 64 samples first (one-off primitive creation).
 
 Run: python benchmarks/bench_time_to_accuracy.py [--budget 300] [--seeds 0 1 2]
      [--only tetraminos|realistic|alphanumeric] [--target 0.9] [--quick]
+     [--ours '{"learning_rate": 0.002}']   # override ours' settings
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -198,6 +200,13 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--target", type=float, default=0.9)
     parser.add_argument(
+        "--ours",
+        type=json.loads,
+        default={},
+        help="JSON dict of AffinityVAE settings that override ours' (defaults, "
+        "or the realistic recipe), e.g. '{\"learning_rate\": 0.002}'",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -220,6 +229,7 @@ def main():
         budgets.append(f"{name.split()[0]} {budget:.0f} s")
         for seed in args.seeds:
             split, A, params = build(sizes[1] if args.quick else sizes[0], seed)
+            params = {**params, **args.ours}
             results.append(
                 run(name, split, A, budget, batch, seed, args.target, params, clock)
             )
